@@ -161,9 +161,4 @@ int run_demo(qmm::Device device) {
   return 0;
 }
 
-int run_bench(qmm::Device, const std::vector<std::string>&) {
-  std::fprintf(stderr, "qmm bench: not built yet (see issue \"Fast CPU kernels\").\n");
-  return 2;
-}
-
 }  // namespace qmm_tools
