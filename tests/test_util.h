@@ -114,8 +114,12 @@ inline std::vector<double> reference_qmm(const Array& x, const Array& w_deq, boo
   return y;
 }
 
-// Dequantized weights as float32 (exact values of the stored format).
+// Dequantized weights as float32. Affine scales and biases are widened to float32 first, so
+// s*q + b is the exact value the kernels use (dequantize itself rounds in the scales' dtype).
 inline Array dequant_f32(const qmm::Quantized& q, int gs, int bits, const std::string& mode) {
+  if (mode == "affine")
+    return qmm::dequantize(q.w_q, q.scales.astype(Dtype::float32), q.biases->astype(Dtype::float32),
+                           gs, bits, mode, std::nullopt, Dtype::float32);
   return qmm::dequantize(q.w_q, q.scales, q.biases, gs, bits, mode, std::nullopt, Dtype::float32);
 }
 
