@@ -17,7 +17,7 @@ void dequantize_rows(const core::DequantizeProblem& p, int64_t r0, int64_t r1);
 // The reference: every output element is a double-precision sum of x * dequantized w, rounded
 // once to the output dtype. Single-threaded, simple, slow.
 void reference_matmul(const core::MatmulProblem& p);
-// The threaded kernel (float32 accumulation, per group s*(x.q) + b*sum(x)).
+// The backend's kernel: the fast SIMD matmul (cpu/fast_matmul.h), float32 accumulation.
 void threaded_matmul(const core::MatmulProblem& p);
 
 // dst = src converted (strided gather with dtype conversion).

@@ -14,6 +14,7 @@
 #include "core/convert.h"
 #include "core/errors.h"
 #include "core/formats.h"
+#include "cpu/fast_matmul.h"
 #include "cpu/kernels.h"
 #include "cpu/thread_pool.h"
 
@@ -288,7 +289,7 @@ void reference_matmul(const core::MatmulProblem& p) {
       }
 }
 
-void threaded_matmul(const core::MatmulProblem& p) {
+void generic_matmul(const core::MatmulProblem& p) {
   check_indices(p.x_map, p.batch, p.x_batches, "lhs_indices");
   check_indices(p.w_map, p.batch, p.w_batches, "rhs_indices");
   if (p.batch == 0 || p.M == 0 || p.N == 0) return;

@@ -1,0 +1,305 @@
+// Tests of the fast CPU matmul kernels (src/cpu/fast_matmul.*, kernels_isa.inc) against the
+// double-precision reference_matmul, for every kernel set this CPU supports: every mode, bit
+// width, group size and dtype, GEMV/GEMM/transpose=false paths, edge shapes, batches, gather
+// with repeated and unsorted indices, and bit-identical results for any thread count.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "cpu/fast_matmul.h"
+#include "cpu/kernels.h"
+#include "qmm/qmm.h"
+
+namespace {
+
+using qmm::Array;
+using qmm::Dtype;
+using qmm::core::MatmulProblem;
+using qmm::core::QuantMode;
+
+struct Format {
+  QuantMode mode;
+  int gs, bits;
+  const char* name;
+};
+
+std::vector<Format> all_formats() {
+  std::vector<Format> f;
+  for (int bits : {2, 3, 4, 5, 6, 8})
+    for (int gs : {32, 64, 128}) f.push_back({QuantMode::affine, gs, bits, "affine"});
+  f.push_back({QuantMode::mxfp4, 32, 4, "mxfp4"});
+  f.push_back({QuantMode::mxfp8, 32, 8, "mxfp8"});
+  f.push_back({QuantMode::nvfp4, 16, 4, "nvfp4"});
+  return f;
+}
+
+// Kernel sets to test: every SIMD set this CPU supports, and the generic fallback.
+std::vector<std::string> kernel_sets() {
+  std::vector<std::string> k;
+  for (const char* n : {"avx512", "avx2"})
+    if (qmm::cpu::select_kernels(n)) k.push_back(n);
+  k.push_back("generic");
+  qmm::cpu::select_kernels("");
+  return k;
+}
+
+struct Weights {
+  Array w, scales;
+  std::optional<Array> biases;
+};
+
+// Random normal weights (w_batches, rows, cols) quantized in `dt`.
+Weights make_weights(const Format& f, int64_t w_batches, int64_t rows, int64_t cols, Dtype dt,
+                     uint64_t seed) {
+  Array w = Array::random_normal({w_batches, rows, cols}, dt, seed);
+  auto q = qmm::quantize(w, f.gs, f.bits, qmm::core::mode_name(f.mode));
+  Weights out{q.w_q, q.scales, q.biases};
+  out.w.wait();
+  out.scales.wait();
+  if (out.biases) out.biases->wait();
+  return out;
+}
+
+MatmulProblem make_problem(const Format& f, bool transpose, int64_t M, int64_t N, int64_t K,
+                           Dtype dt, const Weights& W, int64_t x_batches, int64_t batch,
+                           uint64_t seed) {
+  MatmulProblem p;
+  p.spec.mode = f.mode;
+  p.spec.group_size = f.gs;
+  p.spec.bits = f.bits;
+  p.transpose = transpose;
+  p.M = M;
+  p.N = N;
+  p.K = K;
+  p.batch = batch;
+  p.x_batches = x_batches;
+  p.w_batches = W.w.shape(0);
+  p.batch_shape = {batch};
+  p.x_map.strides = {x_batches == 1 ? 0 : 1};
+  p.w_map.strides = {W.w.shape(0) == 1 ? 0 : 1};
+  p.x = Array::random_normal({x_batches, M, K}, dt, seed);
+  p.x.wait();
+  p.w = W.w;
+  p.scales = W.scales;
+  p.biases = W.biases;
+  p.out = Array::zeros({batch, M, N}, dt);
+  p.out.wait();
+  return p;
+}
+
+Array fresh_out(const MatmulProblem& p) {
+  Array a = Array::zeros({p.batch, p.M, p.N}, p.out.dtype());
+  a.wait();
+  return a;
+}
+
+// Relative Frobenius error of `got` against `ref`.
+double rel_err(const Array& got, const Array& ref) {
+  auto g = got.to_double_vector(), r = ref.to_double_vector();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    double d = g[i] - r[i];
+    num += d * d;
+    den += r[i] * r[i];
+  }
+  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
+}
+
+double tolerance(Dtype dt) {
+  // float32: the Decisions' 1e-5. Half outputs: both results are rounded once to the output
+  // type, so they differ by at most an ulp where the float32 sums straddle a rounding boundary.
+  switch (dt) {
+    case Dtype::float32: return 1e-5;
+    case Dtype::bfloat16: return 4e-3;
+    default: return 5e-4;
+  }
+}
+
+// Runs the fast kernel and the reference on p; returns the relative error.
+double check(MatmulProblem p) {
+  MatmulProblem r = p;
+  r.out = fresh_out(p);
+  qmm::cpu::fast_matmul(p);
+  qmm::cpu::reference_matmul(r);
+  return rel_err(p.out, r.out);
+}
+
+const char* dtname(Dtype t) {
+  return t == Dtype::float32 ? "f32" : t == Dtype::bfloat16 ? "bf16" : "f16";
+}
+
+class CpuKernels : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { ASSERT_TRUE(qmm::cpu::select_kernels(GetParam())); }
+  void TearDown() override { qmm::cpu::select_kernels(""); }
+};
+
+// Every format x dtype x M edge case, transpose=true (GEMV for M <= 3, GEMM above).
+TEST_P(CpuKernels, TransposedAllFormats) {
+  uint64_t seed = 1;
+  for (const Format& f : all_formats())
+    for (Dtype dt : {Dtype::float32, Dtype::bfloat16, Dtype::float16}) {
+      // K: one group, and several KC blocks with a remainder; N: not a tile multiple.
+      for (int64_t K : {int64_t{f.gs}, int64_t{f.gs} * 11}) {
+        const int64_t N = K == f.gs ? 13 : 37;
+        Weights W = make_weights(f, 1, N, K, dt, seed++);
+        for (int64_t M : {1, 2, 3, 4, 15, 16, 17}) {
+          MatmulProblem p = make_problem(f, true, M, N, K, dt, W, 1, 1, seed++);
+          double e = check(p);
+          EXPECT_LE(e, tolerance(dt)) << f.name << " bits " << f.bits << " gs " << f.gs << " "
+                                      << dtname(dt) << " M " << M << " N " << N << " K " << K;
+        }
+      }
+    }
+}
+
+// transpose=false: W stored (K, N), groups along N.
+TEST_P(CpuKernels, PlainAllFormats) {
+  uint64_t seed = 1000;
+  for (const Format& f : all_formats())
+    for (Dtype dt : {Dtype::float32, Dtype::bfloat16, Dtype::float16}) {
+      const int64_t N = f.gs * 3, K = 45;  // N: 3 groups (not a multiple of 32 for gs=16..)
+      Weights W = make_weights(f, 1, K, N, dt, seed++);
+      for (int64_t M : {1, 2, 3, 4, 7, 16, 17}) {
+        MatmulProblem p = make_problem(f, false, M, N, K, dt, W, 1, 1, seed++);
+        double e = check(p);
+        EXPECT_LE(e, tolerance(dt)) << f.name << " bits " << f.bits << " gs " << f.gs << " "
+                                    << dtname(dt) << " M " << M;
+      }
+    }
+}
+
+// Large enough for several MC and KC blocks and all microkernel edge tiles.
+TEST_P(CpuKernels, LargeGemm) {
+  Format f{QuantMode::affine, 64, 4, "affine"};
+  for (bool transpose : {true, false}) {
+    const int64_t M = 251, N = 64 * 3 + (transpose ? 5 : 0), K = 64 * 17;
+    Weights W = transpose ? make_weights(f, 1, N, K, Dtype::float32, 7)
+                          : make_weights(f, 1, K, N, Dtype::float32, 7);
+    MatmulProblem p = make_problem(f, transpose, M, N, K, Dtype::float32, W, 1, 1, 8);
+    EXPECT_LE(check(p), 1e-5) << "transpose " << transpose;
+  }
+}
+
+// Batches with broadcasting through strides: x (2 batches) against w (3 batches).
+TEST_P(CpuKernels, Batches) {
+  for (const Format& f : {Format{QuantMode::affine, 32, 3, "affine"},
+                          Format{QuantMode::nvfp4, 16, 4, "nvfp4"}})
+    for (bool transpose : {true, false})
+      for (int64_t M : {1, 5}) {
+        const int64_t N = 64, K = 96;
+        Weights W = transpose ? make_weights(f, 3, N, K, Dtype::bfloat16, 11)
+                              : make_weights(f, 3, K, N, Dtype::bfloat16, 11);
+        MatmulProblem p = make_problem(f, transpose, M, N, K, Dtype::bfloat16, W, 2, 6, 12);
+        p.batch_shape = {2, 3};
+        p.x_map.strides = {1, 0};
+        p.w_map.strides = {0, 1};
+        EXPECT_LE(check(p), tolerance(Dtype::bfloat16)) << transpose << " " << M;
+      }
+}
+
+// gather_qmm: repeated and unsorted expert indices, with and without the sorted hint (which
+// must not change the answer even when the indices are not sorted).
+TEST_P(CpuKernels, GatherRepeatedUnsorted) {
+  Format f{QuantMode::affine, 64, 4, "affine"};
+  const int64_t E = 5, N = 128, K = 128;
+  for (bool transpose : {true, false})
+    for (int64_t M : {1, 2, 6})
+      for (bool hint : {false, true}) {
+        Weights W = transpose ? make_weights(f, E, N, K, Dtype::float32, 21)
+                              : make_weights(f, E, K, N, Dtype::float32, 21);
+        std::vector<int64_t> rhs = {3, 1, 3, 0, 4, 3, 1, 3, 2, 3};
+        std::vector<int64_t> lhs = {0, 1, 1, 2, 3, 4, 5, 6, 6, 7};
+        const int64_t B = static_cast<int64_t>(rhs.size());
+        MatmulProblem p = make_problem(f, transpose, M, N, K, Dtype::float32, W, 8, B, 22);
+        p.x_map.indices = Array::from_vector(lhs, {B});
+        p.w_map.indices = Array::from_vector(rhs, {B});
+        p.sorted_indices = hint;
+        EXPECT_LE(check(p), 1e-5) << transpose << " M " << M << " hint " << hint;
+      }
+}
+
+TEST_P(CpuKernels, GatherSortedDecode) {
+  // MoE decode shape in miniature: 16 experts, top-4, 3 tokens, sorted.
+  Format f{QuantMode::mxfp4, 32, 4, "mxfp4"};
+  const int64_t E = 16, N = 96, K = 256;
+  Weights W = make_weights(f, E, N, K, Dtype::bfloat16, 31);
+  std::vector<int64_t> rhs = {0, 2, 2, 5, 7, 7, 7, 9, 11, 12, 15, 15};
+  std::vector<int64_t> lhs = {1, 0, 2, 1, 0, 1, 2, 0, 2, 1, 0, 2};
+  const int64_t B = static_cast<int64_t>(rhs.size());
+  MatmulProblem p = make_problem(f, true, 1, N, K, Dtype::bfloat16, W, 3, B, 32);
+  p.x_map.indices = Array::from_vector(lhs, {B});
+  p.w_map.indices = Array::from_vector(rhs, {B});
+  p.sorted_indices = true;
+  EXPECT_LE(check(p), tolerance(Dtype::bfloat16));
+}
+
+// Results are bit-identical for any number of threads (static partition).
+TEST_P(CpuKernels, BitIdenticalAcrossThreadCounts) {
+  struct Case {
+    Format f;
+    bool transpose;
+    int64_t M, N, K;
+    Dtype dt;
+  };
+  const Case cases[] = {
+      {{QuantMode::affine, 64, 4, "affine"}, true, 1, 700, 2048, Dtype::float32},
+      {{QuantMode::affine, 32, 3, "affine"}, true, 3, 300, 1024, Dtype::bfloat16},
+      {{QuantMode::mxfp4, 32, 4, "mxfp4"}, true, 20, 500, 1024, Dtype::float16},
+      {{QuantMode::affine, 128, 8, "affine"}, false, 9, 512, 600, Dtype::float32},
+  };
+  const int before = qmm::num_threads();
+  for (const Case& c : cases) {
+    Weights W = c.transpose ? make_weights(c.f, 1, c.N, c.K, c.dt, 41)
+                            : make_weights(c.f, 1, c.K, c.N, c.dt, 41);
+    MatmulProblem p = make_problem(c.f, c.transpose, c.M, c.N, c.K, c.dt, W, 1, 1, 42);
+    std::vector<std::vector<uint8_t>> results;
+    for (int t : {1, 2, 3, 4}) {
+      qmm::set_num_threads(t);
+      MatmulProblem q = p;
+      q.out = fresh_out(p);
+      qmm::cpu::fast_matmul(q);
+      std::vector<uint8_t> bytes(q.out.nbytes());
+      q.out.copy_to_host(bytes.data());
+      results.push_back(std::move(bytes));
+    }
+    for (size_t i = 1; i < results.size(); ++i)
+      EXPECT_EQ(results[i], results[0]) << "threads " << i + 1 << " differ from 1 thread, M "
+                                        << c.M;
+  }
+  qmm::set_num_threads(before);
+}
+
+INSTANTIATE_TEST_SUITE_P(Sets, CpuKernels, ::testing::ValuesIn(kernel_sets()),
+                         [](const auto& info) { return info.param; });
+
+TEST(CpuKernelsApi, PrecisionSetting) {
+  EXPECT_EQ(qmm::matmul_precision(), std::getenv("QMM_PRECISION") &&
+                                             std::string(std::getenv("QMM_PRECISION")) == "fast"
+                                         ? "fast"
+                                         : "exact");
+  qmm::set_matmul_precision("fast");
+  EXPECT_EQ(qmm::matmul_precision(), "fast");
+  qmm::set_matmul_precision("exact");
+  EXPECT_EQ(qmm::matmul_precision(), "exact");
+  EXPECT_THROW(qmm::set_matmul_precision("medium"), std::invalid_argument);
+}
+
+TEST(CpuKernelsApi, DispatchReportsKernel) {
+  const auto& f = qmm::cpu::cpu_features();
+  std::string name = qmm::cpu::active_kernels_name();
+  if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.avx2 && f.fma && f.f16c)
+    EXPECT_EQ(name, "avx512");
+  else if (f.avx2 && f.fma && f.f16c)
+    EXPECT_EQ(name, "avx2");
+  else
+    EXPECT_EQ(name, "generic");
+  EXPECT_FALSE(qmm::cpu::select_kernels("nonexistent"));
+  qmm::cpu::select_kernels("");
+}
+
+}  // namespace
