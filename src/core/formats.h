@@ -83,24 +83,25 @@ QMM_HD uint8_t float_to_e2m1_argmin(float v) {
   return best;
 }
 
-// E4M3 "fn" byte -> value as MLX's CPU decodes it: no NaN, 0x7F/0xFF = +-480.
+// E4M3 "fn" byte -> value as MLX 0.32.4 decodes it: 0x7F and 0xFF are NaN.
 QMM_HD float e4m3_to_float(uint32_t byte) {
   uint32_t e = (byte >> 3) & 15u;
   uint32_t m = byte & 7u;
+  if (e == 15u && m == 7u) return bits_float(0x7fc00000u);
   // value = 2^(e-7) * (1 + m/8) for e > 0, 2^-6 * m/8 for e == 0; exact in float.
   float mag = e ? static_cast<float>(8u + m) * (1.0f / 1024.0f) * static_cast<float>(1u << e)
                 : static_cast<float>(m) * (1.0f / 512.0f);
   return (byte & 0x80u) ? -mag : mag;
 }
 
-// MLX CPU's E4M3 encoder: round to nearest even; |x| >= 480, inf and NaN saturate to +-448
-// (0x7E); values in (464, 480) round into 0x7F, which MLX decodes as 480.
+// MLX 0.32.4's E4M3 encoder: round to nearest even, then saturate: every magnitude that rounds
+// to 448 or more, and inf and NaN, become sign|0x7E (+-448); the sign bit is always kept.
 QMM_HD uint8_t float_to_e4m3(float f) {
   uint32_t bits = float_bits(f);
   uint32_t sign = (bits >> 24) & 0x80u;
   uint32_t abs = bits & 0x7fffffffu;
   uint32_t out;
-  if (abs >= 0x43f00000u) {  // >= 480.0f, inf, NaN
+  if (abs >= 0x43e00000u) {  // >= 448.0f, inf, NaN
     out = 0x7eu;
   } else if (abs < 0x3c800000u) {  // < 2^-6: subnormal range, RNE at 2^-9 granularity
     // 2^14 has a float ulp of 2^-9, the E4M3 subnormal step, so the addition rounds for us.
@@ -109,8 +110,22 @@ QMM_HD uint8_t float_to_e4m3(float f) {
     uint32_t mant_odd = (abs >> 20) & 1u;
     abs += 0xc407ffffu + mant_odd;  // rebias exponent by (7 - 127) << 23, add RNE bias 0x7ffff
     out = abs >> 20;
+    if (out > 0x7eu) out = 0x7eu;  // (448, 464] rounds to 448 anyway; (464, 480) would be 0x7F
   }
   return static_cast<uint8_t>(out | sign);
+}
+
+// The smallest e with 2^e >= v (v > 0, finite): MLX 0.32.4 rounds E8M0 block scales up.
+// Computed from the float's bits, since a float32 log2 can round across an integer.
+QMM_HD int ceil_log2(float v) {
+  uint32_t b = float_bits(v);
+  int exp = static_cast<int>((b >> 23) & 0xffu);
+  uint32_t mant = b & 0x7fffffu;
+  if (exp == 0) {  // subnormal: v = mant * 2^-149
+    int top = 31 - __builtin_clz(mant);  // highest set bit
+    return top - 149 + ((mant & (mant - 1u)) ? 1 : 0);
+  }
+  return exp - 127 + (mant ? 1 : 0);
 }
 
 // E8M0 scale byte -> 2^(s-127) (s = 255 -> inf, as MLX's CPU decodes it).

@@ -112,10 +112,12 @@ Array dequantize(const Array& w, const Array& scales, const std::optional<Array>
                   " of shape ", ShapeText{ss}, " with group_size=", spec.group_size,
                   " and bits=", spec.bits, ".");
 
+  // Defaults as MLX 0.32.4: the scales' type (affine), bfloat16 (fp modes), and float32 for
+  // nvfp4 with a global scale (MLX always returns float32 there; qmm honours an explicit dtype).
   Dtype out_dtype = dtype ? *dtype
-                    : mode == QuantMode::affine
-                        ? promote_types(scales.dtype(), biases->dtype())
-                        : Dtype::bfloat16;
+                    : mode == QuantMode::affine ? promote_types(scales.dtype(), biases->dtype())
+                    : global_scale              ? Dtype::float32
+                                                : Dtype::bfloat16;
   Stream s = to_stream(sd);
   auto& be = backend_for(s.device(), op);
   DequantizeProblem p;

@@ -72,11 +72,11 @@ void quantize_affine_group(const float* w, int gs, int bits, uint8_t* codes, flo
   *bias_out = bias;
 }
 
-// The E8M0 exponent MLX 0.32.4 picks for a group whose largest magnitude is `amax` (already
-// divided by the element format's largest value and rounded to w's dtype).
+// The E8M0 exponent MLX 0.32.4 picks for a group: 2^e is the smallest power of two at or above
+// amax / maxval (already rounded to w's dtype); an all-zero group gets e = 0.
 int e8m0_exponent(float scaled_amax) {
-  if (scaled_amax == 0.0f) return 0;
-  return static_cast<int>(std::ceil(std::log2(scaled_amax)));
+  if (scaled_amax == 0.0f || !std::isfinite(scaled_amax)) return 0;
+  return core::ceil_log2(scaled_amax);
 }
 
 }  // namespace
@@ -105,20 +105,22 @@ void quantize_rows(const core::QuantizeProblem& p, int64_t r0, int64_t r1) {
         store(scales, t, si, s);
         store(biases, t, si, b);
       } else {
+        // MLX takes max(|w|) with a NaN-propagating reduction (unlike the affine min/max).
         float amax = 0.0f;
-        for (float v : vals) amax = std::max(amax, std::abs(v));
+        for (float v : vals) amax = std::isnan(v) || std::isnan(amax) ? NAN : std::max(amax, std::abs(v));
         if (p.spec.mode == QuantMode::nvfp4) {
           uint8_t sbyte;
           float enc = 0.0f;
           if (p.global_scale) {
             enc = (448.0f * 6.0f) / global;  // maps the tensor max onto the e4m3 x e2m1 range
-            sbyte = core::float_to_e4m3(amax / 6.0f * enc);
+            sbyte = core::float_to_e4m3(round_to(t, amax / 6.0f) * enc);
           } else {
             sbyte = core::float_to_e4m3(round_to(t, amax / 6.0f));
           }
           float sval = core::e4m3_to_float(sbyte);
           for (int i = 0; i < gs; ++i) {
-            float v = p.global_scale ? (vals[i] / sval) * enc : round_to(t, vals[i] / sval);
+            float v = round_to(t, vals[i] / sval);
+            if (p.global_scale) v *= enc;
             codes[i] = core::float_to_e2m1_argmin(v);
           }
           static_cast<uint8_t*>(scales)[si] = sbyte;
@@ -131,7 +133,8 @@ void quantize_rows(const core::QuantizeProblem& p, int64_t r0, int64_t r1) {
             codes[i] = p.spec.mode == QuantMode::mxfp4 ? core::float_to_e2m1_argmin(v)
                                                        : core::float_to_e4m3(v);
           }
-          static_cast<uint8_t*>(scales)[si] = static_cast<uint8_t>(e + 127);
+          // MLX stores uint8(e + 127) unclamped: exponents below -127 wrap around (e.g. to 255).
+          static_cast<uint8_t*>(scales)[si] = static_cast<uint8_t>(static_cast<unsigned>(e + 127));
         }
       }
       core::pack_codes(codes.data(), gs, bits, out_words);
@@ -166,8 +169,12 @@ void dequantize_rows(const core::DequantizeProblem& p, int64_t r0, int64_t r1) {
           }
           case QuantMode::nvfp4: {
             float s = core::e4m3_to_float(static_cast<const uint8_t*>(scales)[si]);
-            if (p.global_scale) s = s * (global / (448.0f * 6.0f));
-            v = round_to(ot, core::e2m1_to_float(q) * round_to(ot, s));
+            if (p.global_scale) {  // MLX: in float32, code * (scale * (G / 2688))
+              v = core::e2m1_to_float(q) * (s * (global / (448.0f * 6.0f)));
+              v = round_to(ot, v);
+            } else {
+              v = round_to(ot, core::e2m1_to_float(q) * round_to(ot, s));
+            }
             break;
           }
           default: {
