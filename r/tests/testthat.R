@@ -1,0 +1,4 @@
+library(testthat)
+library(qmm)
+
+test_check("qmm")
