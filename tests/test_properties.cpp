@@ -111,7 +111,9 @@ RC_GTEST_PROP(Properties, GatherEqualsLoopOfQmm, ()) {
     if (q.biases) bi = sl(*q.biases);
     auto yi = qmm::quantized_matmul(xi, sl(q.w_q), sl(q.scales), bi, true, c.group_size, c.bits, c.mode).to_double_vector();
     std::vector<double> part(yv.begin() + i * M * N, yv.begin() + (i + 1) * M * N);
-    RC_ASSERT(rel_frobenius(part, yi) <= 1e-6);
+    // Kernels may be chosen by problem size (GEMV for few rows, blocked GEMM for many), so the
+    // two sides can sum in different orders: equal within Decision 2's float32 tolerance.
+    RC_ASSERT(rel_frobenius(part, yi) <= 1e-5);
   }
 }
 
