@@ -274,6 +274,25 @@ TEST_P(CpuKernels, BitIdenticalAcrossThreadCounts) {
   qmm::set_num_threads(before);
 }
 
+// The opt-in fast tier (int8 activations) against its own bound: <= 2e-2 relative.
+TEST_P(CpuKernels, FastTier) {
+  qmm::set_matmul_precision("fast");
+  uint64_t seed = 5000;
+  for (const Format& f : {Format{QuantMode::affine, 32, 4, "affine"}, Format{QuantMode::affine, 64, 4, "affine"},
+                          Format{QuantMode::affine, 128, 4, "affine"}, Format{QuantMode::mxfp4, 32, 4, "mxfp4"},
+                          Format{QuantMode::nvfp4, 16, 4, "nvfp4"}, Format{QuantMode::affine, 64, 3, "affine"}})
+    for (Dtype dt : {Dtype::float32, Dtype::bfloat16})
+      for (int64_t K : {int64_t{f.gs}, int64_t{f.gs} * 7, int64_t{1024}})
+        for (int64_t M : {1, 2, 3, 5}) {
+          const int64_t N = 21;
+          Weights W = make_weights(f, 1, N, K, dt, seed++);
+          MatmulProblem p = make_problem(f, true, M, N, K, dt, W, 1, 1, seed++);
+          EXPECT_LE(check(p), 2e-2) << f.name << " gs " << f.gs << " " << dtname(dt) << " K " << K
+                                    << " M " << M;
+        }
+  qmm::set_matmul_precision("exact");
+}
+
 INSTANTIATE_TEST_SUITE_P(Sets, CpuKernels, ::testing::ValuesIn(kernel_sets()),
                          [](const auto& info) { return info.param; });
 

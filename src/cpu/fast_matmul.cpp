@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -243,6 +244,54 @@ void fast_matmul(const core::MatmulProblem& p) {
         xsum[r * G + g] = s;
       }
     P.xsum = xsum.data();
+  }
+  // Fast tier: x as int8 per (row, group) in the kernel set's block layout.
+  std::vector<int8_t> xq;
+  std::vector<float> xqs;
+  std::vector<int32_t> xqsum;
+  if (P.precision == Precision::fast && ks->has_fast(P)) {
+    bool any_gemv = false;
+    for (const Bucket& bk : buckets) any_gemv = any_gemv || bk.count <= kGemvMaxRows;
+    if (any_gemv) {
+      const int64_t blk = ks->fast_block(), half = blk / 2;
+      const int64_t Kp = (K + blk - 1) / blk * blk, G = K / P.gs;
+      xq.assign(static_cast<size_t>(xrows_total * Kp), 0);
+      xqs.assign(static_cast<size_t>(xrows_total * (Kp / 8)), 0.0f);
+      xqsum.assign(static_cast<size_t>(xrows_total * (Kp / 8)), 0);
+      std::vector<float> gscale(static_cast<size_t>(G));
+      for (int64_t r = 0; r < xrows_total; ++r) {
+        const float* xr = P.x + r * K;
+        int8_t* q = xq.data() + r * Kp;
+        for (int64_t g = 0; g < G; ++g) {
+          float amax = 0.0f;
+          for (int i = 0; i < P.gs; ++i) amax = std::max(amax, std::fabs(xr[g * P.gs + i]));
+          gscale[g] = amax / 127.0f;
+        }
+        for (int64_t k = 0; k < K; ++k) {
+          const float sc = gscale[k / P.gs];
+          const float v = sc > 0.0f ? std::nearbyint(xr[k] / sc) : 0.0f;
+          const int64_t b0 = k / blk * blk, e = k - b0;
+          q[b0 + (e & 1) * half + e / 2] = static_cast<int8_t>(std::clamp(v, -127.0f, 127.0f));
+        }
+        for (int64_t k = 0; k < K; k += 8) {
+          xqs[r * (Kp / 8) + k / 8] = gscale[k / P.gs];
+          // The kernel's int32 lane i of a block covers elements 8i..8i+7 of that block.
+          int32_t sum = 0;
+          for (int j = 0; j < 8; ++j) {
+            const int64_t kk = k + j, b0 = kk / blk * blk, e = kk - b0;
+            sum += q[b0 + (e & 1) * half + e / 2];
+          }
+          xqsum[r * (Kp / 8) + k / 8] = 8 * sum;
+        }
+      }
+      P.xq = xq.data();
+      P.xq_scale = xqs.data();
+      P.xq_sum8 = xqsum.data();
+    } else {
+      P.precision = Precision::exact;
+    }
+  } else {
+    P.precision = Precision::exact;
   }
   // float32 results: directly in the output, or in a scratch converted by each item.
   std::vector<float> accbuf;

@@ -40,9 +40,13 @@ struct MatmulPlan {
   const float* x = nullptr;
   // Per x row, per group of K: sum of x (transpose && affine; nullptr otherwise).
   const float* xsum = nullptr;
-  // int8 activations for the fast tier: per x row K int8 values and K/gs float scales.
+  // int8 activations for the fast tier: per x row Kp (K rounded up to the kernel set's fast
+  // block) int8 values in the block layout, and Kp/8 float scales (the row's group scale for
+  // each run of 8 elements).
   const int8_t* xq = nullptr;
   const float* xq_scale = nullptr;
+  // Per x row and run of 8 elements: 8 * (sum of the int8 values), to center 4-bit codes.
+  const int32_t* xq_sum8 = nullptr;
   // float32 result rows (batch * M rows of N), written by the kernels.
   float* acc = nullptr;
   // Final output (batch * M rows of N) of dtype out_dtype; when it is not float32, items
@@ -70,6 +74,8 @@ struct KernelSet {
               int64_t n0, int64_t n1);
   // True when this set has an int8 fast tier kernel for the plan (else the exact one runs).
   bool (*has_fast)(const MatmulPlan& plan);
+  // Elements per block of the fast tier's int8 x layout (even elements, then odd ones).
+  int (*fast_block)();
   // n elements of dtype t (float32/float16/bfloat16) -> float32, exactly.
   void (*to_f32)(const void* src, Dtype t, float* dst, int64_t n);
   // n float32 -> dtype t with round-to-nearest-even (bit-identical to qmm::float16/bfloat16).
