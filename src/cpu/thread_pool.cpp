@@ -118,8 +118,11 @@ int num_threads() {
 void set_num_threads(int n) {
   if (n < 1) throw std::invalid_argument("[set_num_threads] The thread count must be at least 1.");
   std::lock_guard lock(cpu::g_pool_mutex);
-  // Replacing the pool while a kernel runs on it would be unsafe; callers set this up front.
-  cpu::g_pool.reset();
+  // A kernel queued earlier may still be running on the current pool, so it is retired, not
+  // destroyed: its idle threads live on until exit (resizing is rare), and every reference
+  // thread_pool() handed out stays valid.
+  static std::vector<std::unique_ptr<cpu::ThreadPool>> retired;
+  if (cpu::g_pool) retired.push_back(std::move(cpu::g_pool));
   cpu::g_threads = n;
 }
 
