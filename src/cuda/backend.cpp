@@ -1,0 +1,267 @@
+// The CUDA backend: device memory from a stream-ordered pool, one CUDA stream per qmm stream,
+// event completions, and the dispatch of each op to its kernels. Every op only enqueues work
+// (no host synchronisation, no allocation outside the pool), so ops can be captured in graphs.
+#include "cuda/backend.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/errors.h"
+#include "cuda/kernels.h"
+#include "cuda/runtime.h"
+
+namespace qmm::cuda {
+
+namespace {
+
+using core::QuantMode;
+
+// Dense problems with at most this many rows of x per weight matrix take the decode kernel
+// (row chunks of 16 that share the weight tile through L2); larger ones dequantize + cuBLAS.
+constexpr int64_t kDecodeMaxRows = 64;
+// Without the tensor-core decode kernel (float32, fp16 with fp modes, odd alignments), the
+// CUDA-core kernel serves up to this many rows; beyond it, dequantize + cuBLAS.
+constexpr int64_t kGenericMaxRows = 16;
+
+// Collapses a strided view: merges axes that are contiguous with each other, drops size-1 axes.
+StridedView view_of(const Array& a) {
+  const auto& impl = *a.impl();
+  StridedView v;
+  v.base = detail::element_ptr(impl);
+  int nd = 0;
+  int64_t shape[64], strides[64];
+  for (size_t i = 0; i < impl.shape.size(); ++i) {
+    if (impl.shape[i] == 1) continue;
+    if (nd > 0 && strides[nd - 1] == impl.strides[i] * impl.shape[i]) {
+      shape[nd - 1] *= impl.shape[i];
+      strides[nd - 1] = impl.strides[i];
+    } else {
+      shape[nd] = impl.shape[i];
+      strides[nd] = impl.strides[i];
+      ++nd;
+    }
+  }
+  if (nd > kMaxDims)
+    throw std::invalid_argument(core::concat("[astype] Arrays with more than ", kMaxDims,
+                                             " non-mergeable strided axes are not supported on "
+                                             "the GPU."));
+  v.ndim = nd;
+  for (int i = 0; i < nd; ++i) {
+    v.shape[i] = shape[i];
+    v.strides[i] = strides[i];
+  }
+  return v;
+}
+
+BatchMapView map_view(const core::BatchMap& m, const Shape& batch_shape, int64_t limit, int code) {
+  BatchMapView v;
+  v.limit = limit;
+  v.code = code;
+  if (m.indices) {
+    v.indices = static_cast<const int64_t*>(m.indices->raw_data());
+    return v;
+  }
+  if (batch_shape.size() > static_cast<size_t>(kMaxDims))
+    throw std::invalid_argument("[quantized_matmul] Too many batch axes for the GPU backend.");
+  v.ndim = static_cast<int>(batch_shape.size());
+  for (int i = 0; i < v.ndim; ++i) {
+    v.shape[i] = batch_shape[i];
+    v.strides[i] = m.strides[i];
+  }
+  return v;
+}
+
+class CudaBackend final : public core::Backend {
+ public:
+  DeviceType type() const override { return DeviceType::gpu; }
+  int device_count() override { return cuda::device_count(); }
+
+  int new_stream(Device d) override { return context(d.index).new_stream(); }
+
+  void synchronize(Stream s) override {
+    DeviceContext& ctx = context(s.device().index);
+    check(cudaStreamSynchronize(ctx.stream(s.index())), "synchronize");
+    ctx.raise_pending_error();
+  }
+
+  std::shared_ptr<core::Buffer> allocate(size_t bytes, Stream s) override {
+    DeviceContext& ctx = context(s.device().index);
+    return cuda::allocate(ctx, bytes, ctx.stream(s.index()));
+  }
+
+  void copy_from_host(const void* src, void* dst, size_t bytes, Device d) override {
+    DeviceContext& ctx = context(d.index);
+    cudaStream_t st = ctx.stream(0);
+    check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, st), "array");
+    check(cudaStreamSynchronize(st), "array");
+  }
+
+  void copy_to_host(const void* src, void* dst, size_t bytes, Device d) override {
+    DeviceContext& ctx = context(d.index);
+    cudaStream_t st = ctx.stream(0);
+    check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, st), "array");
+    check(cudaStreamSynchronize(st), "array");
+  }
+
+  std::shared_ptr<core::Completion> convert(const core::ConvertProblem& p, Stream s) override {
+    DeviceContext& ctx = context(s.device().index);
+    cudaStream_t st = ctx.stream(s.index());
+    depend_on(p.src, st);
+    note_use(*p.dst.impl()->buffer, st);
+    launch_convert(view_of(p.src), p.src.dtype(), p.dst.raw_data(), p.dst.dtype(), p.dst.size(),
+                   st);
+    return std::make_shared<EventCompletion>(ctx, st);
+  }
+
+  std::shared_ptr<core::Completion> quantize(const core::QuantizeProblem& p, Stream s) override {
+    DeviceContext& ctx = context(s.device().index);
+    cudaStream_t st = ctx.stream(s.index());
+    depend_on(p.w, st);
+    if (p.global_scale) depend_on(*p.global_scale, st);
+    launch_quantize(p, st);
+    return std::make_shared<EventCompletion>(ctx, st);
+  }
+
+  std::shared_ptr<core::Completion> dequantize(const core::DequantizeProblem& p,
+                                               Stream s) override {
+    DeviceContext& ctx = context(s.device().index);
+    cudaStream_t st = ctx.stream(s.index());
+    depend_on(p.w_q, st);
+    depend_on(p.scales, st);
+    if (p.biases) depend_on(*p.biases, st);
+    if (p.global_scale) depend_on(*p.global_scale, st);
+    launch_dequantize(p, st);
+    return std::make_shared<EventCompletion>(ctx, st);
+  }
+
+  std::shared_ptr<core::Completion> quantized_matmul(const core::MatmulProblem& p,
+                                                     Stream s) override {
+    DeviceContext& ctx = context(s.device().index);
+    cudaStream_t st = ctx.stream(s.index());
+    for (const Array* in : {&p.x, &p.w, &p.scales}) depend_on(*in, st);
+    if (p.biases) depend_on(*p.biases, st);
+    if (p.x_map.indices) depend_on(*p.x_map.indices, st);
+    if (p.w_map.indices) depend_on(*p.w_map.indices, st);
+    run_matmul(ctx, p, st);
+    return std::make_shared<EventCompletion>(ctx, st);
+  }
+
+ private:
+  void run_matmul(DeviceContext& ctx, const core::MatmulProblem& p, cudaStream_t st) {
+    MatmulArgs a;
+    a.spec = p.spec;
+    a.transpose = p.transpose;
+    a.M = p.M;
+    a.N = p.N;
+    a.K = p.K;
+    a.batch = p.batch;
+    a.dtype = p.x.dtype();
+    a.x = p.x.raw_data();
+    a.w = static_cast<const uint32_t*>(p.w.raw_data());
+    a.scales = p.scales.raw_data();
+    a.biases = p.biases ? p.biases->raw_data() : nullptr;
+    a.out = p.out.raw_data();
+    a.w_rows = p.w.shape(1);
+    a.w_words = p.w.shape(2);
+    a.s_cols = p.scales.shape(2);
+    a.sm_count = ctx.sm_count();
+    if (p.batch == 0 || p.M == 0 || p.N == 0) return;
+
+    const bool gathered = p.x_map.indices.has_value() || p.w_map.indices.has_value();
+    const bool fast = mma_supported(a);
+
+    if (!gathered) {
+      const bool decode = fast && p.M <= kDecodeMaxRows;
+      const bool generic = !fast && p.M <= kGenericMaxRows;
+      if (!decode && !generic) {
+        // Large M: dequantize + cuBLAS, batch maps computed on the host from the strides.
+        std::vector<int64_t> xb(p.batch), wb(p.batch);
+        for (int64_t b = 0; b < p.batch; ++b) {
+          xb[b] = p.batch == 1 ? 0 : core::map_batch(p.x_map, p.batch_shape, b, nullptr);
+          wb[b] = p.batch == 1 ? 0 : core::map_batch(p.w_map, p.batch_shape, b, nullptr);
+        }
+        launch_prefill(a, xb, wb, ctx, st);
+        return;
+      }
+      std::unique_ptr<Scratch> maps;
+      if (p.batch > 1) {
+        // Per-item batch indices from the broadcast strides (on the device: capturable).
+        maps = std::make_unique<Scratch>(ctx, 2 * p.batch * sizeof(int), st);
+        Routing r;
+        r.xidx = maps->as<int>();
+        r.widx = r.xidx + p.batch;
+        launch_route(map_view(p.x_map, p.batch_shape, p.x_batches, kBadLhsIndex),
+                     map_view(p.w_map, p.batch_shape, p.w_batches, kBadRhsIndex), p.batch,
+                     p.w_batches, p.M, false, false, 16, r, ctx.error_sink(), st);
+        a.xidx = r.xidx;
+        a.widx = r.widx;
+      }
+      if (decode) {
+        a.rows_per_chunk = p.M <= 8 ? 8 : 16;
+        a.work_slots = p.batch * ((p.M + a.rows_per_chunk - 1) / a.rows_per_chunk);
+        launch_qmv_mma(a, st);
+      } else {
+        run_generic(ctx, a, st);
+      }
+      return;
+    }
+
+    // gather_qmm: route on the device (index checks; expert grouping for the decode kernel).
+    const bool group = fast;
+    const int64_t B = p.batch;
+    const int64_t E = p.w_batches;
+    const int rows_per_chunk = B * p.M <= 8 ? 8 : 16;
+    // Upper bound of the work list: sum over segments of ceil(rows/R) <= B*M/R + segments,
+    // with at most min(B, E) experts (counting sort) or B runs (sorted hint, any input).
+    const int64_t max_segments = p.sorted_indices ? B : std::min(B, E);
+    const int64_t work_slots =
+        group ? (B * p.M + rows_per_chunk - 1) / rows_per_chunk + max_segments : 0;
+    // Layout of the routing scratch (ints): xidx, widx, order, seg_start, counts, num, work.
+    const int64_t ints = 2 * B + B + (B + 1) + (E + 1) + 2 + 2 * work_slots + 2;
+    Scratch scratch(ctx, static_cast<size_t>(ints) * sizeof(int), st);
+    int* base = scratch.as<int>();
+    Routing r;
+    r.xidx = base;
+    r.widx = base + B;
+    if (group) {
+      r.order = base + 2 * B;
+      r.seg_start = r.order + B;
+      r.counts = r.seg_start + B + 1;
+      r.num_segments = r.counts + E + 1;
+      r.num_work = r.num_segments + 1;
+      int* w = r.num_work + 1;
+      if (reinterpret_cast<uintptr_t>(w) % 8) ++w;  // int2 alignment
+      r.work = reinterpret_cast<int2*>(w);
+    }
+    launch_route(map_view(p.x_map, p.batch_shape, p.x_batches, kBadLhsIndex),
+                 map_view(p.w_map, p.batch_shape, p.w_batches, kBadRhsIndex), B, E, p.M, group,
+                 p.sorted_indices, rows_per_chunk, r, ctx.error_sink(), st);
+    a.xidx = r.xidx;
+    a.widx = r.widx;
+    if (group) {
+      a.order = r.order;
+      a.seg_start = r.seg_start;
+      a.num_segments = r.num_segments;
+      a.work = r.work;
+      a.num_work = r.num_work;
+      a.work_slots = work_slots;
+      a.rows_per_chunk = rows_per_chunk;
+      launch_qmv_mma(a, st);
+    } else {
+      run_generic(ctx, a, st);
+    }
+  }
+
+  void run_generic(DeviceContext& ctx, const MatmulArgs& a, cudaStream_t st) {
+    size_t ws = generic_workspace_bytes(a);
+    std::unique_ptr<Scratch> scratch;
+    if (ws) scratch = std::make_unique<Scratch>(ctx, ws, st);
+    launch_qmm_generic(a, scratch ? scratch->as<float>() : nullptr, st);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<core::Backend> make_backend() { return std::make_unique<CudaBackend>(); }
+
+}  // namespace qmm::cuda

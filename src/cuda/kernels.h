@@ -1,0 +1,103 @@
+// Host-side entry points of the CUDA kernels (one family per .cu file). Every function only
+// enqueues work on `stream`; none synchronises or allocates outside the pool.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "core/backend.h"
+#include "core/quant_spec.h"
+#include "cuda/runtime.h"
+
+namespace qmm::cuda {
+
+// ---- convert.cu
+// dst (contiguous, n elements of dst_t) = src (ndim <= kMaxDims after collapsing) converted.
+constexpr int kMaxDims = 10;
+struct StridedView {
+  const void* base = nullptr;  // first element
+  int ndim = 0;
+  int64_t shape[kMaxDims] = {};
+  int64_t strides[kMaxDims] = {};  // elements
+};
+void launch_convert(const StridedView& src, Dtype src_t, void* dst, Dtype dst_t, int64_t n,
+                    cudaStream_t stream);
+
+// ---- codecs.cu
+void launch_quantize(const core::QuantizeProblem& p, cudaStream_t stream);
+void launch_dequantize(const core::DequantizeProblem& p, cudaStream_t stream);
+
+// ---- route.cu
+// Per output batch item b: the x batch and w batch it uses (int32), from index arrays (checked
+// on the device: out-of-range entries are reported through `err` and replaced by 0) or from
+// broadcast strides. Optionally groups items by w batch (counting sort or runs of equal
+// indices when `sorted`), producing segments.
+struct BatchMapView {
+  const int64_t* indices = nullptr;  // device, one per item; null: use strides
+  int ndim = 0;
+  int64_t shape[kMaxDims] = {};
+  int64_t strides[kMaxDims] = {};
+  int64_t limit = 1;  // valid range [0, limit)
+  int code = 0;       // kBadLhsIndex / kBadRhsIndex
+};
+struct Routing {
+  int* xidx = nullptr;       // [batch]
+  int* widx = nullptr;       // [batch]
+  int* order = nullptr;      // [batch]   items grouped by segment (only when grouping)
+  int* seg_start = nullptr;  // [batch+1] segment s = order[seg_start[s] .. seg_start[s+1])
+  int* num_segments = nullptr;  // [1]
+  int* counts = nullptr;     // [w_batches + 1] scratch for the counting sort
+  int2* work = nullptr;      // [work_slots] (segment, row chunk) pairs for the decode kernel
+  int* num_work = nullptr;   // [1]
+};
+// rows_per_chunk: rows of a segment one CTA of the decode kernel takes (items * M per segment).
+void launch_route(const BatchMapView& xmap, const BatchMapView& wmap, int64_t batch,
+                  int64_t w_batches, int64_t M, bool group, bool sorted, int rows_per_chunk,
+                  const Routing& r, ErrorSink err, cudaStream_t stream);
+
+// ---- matmul kernels. The common description of a launch.
+struct MatmulArgs {
+  core::QuantSpec spec;
+  bool transpose = true;
+  int64_t M = 0, N = 0, K = 0;
+  int64_t batch = 1;
+  Dtype dtype = Dtype::float32;  // x, out (and affine scales/biases)
+  const void* x = nullptr;
+  const uint32_t* w = nullptr;
+  const void* scales = nullptr;
+  const void* biases = nullptr;
+  void* out = nullptr;
+  int64_t w_rows = 0, w_words = 0, s_cols = 0;  // stored matrix: rows, words per row, groups per row
+  // Per item b: x batch xidx[b], w batch widx[b] (null: 0). Segments (null: one per item).
+  const int* xidx = nullptr;
+  const int* widx = nullptr;
+  const int* order = nullptr;
+  const int* seg_start = nullptr;
+  const int* num_segments = nullptr;
+  const int2* work = nullptr;    // (segment, chunk) per work slot (gather), null: implicit
+  const int* num_work = nullptr;
+  int64_t work_slots = 1;        // grid size over work slots (an upper bound when gathered)
+  int rows_per_chunk = 8;        // 8 or 16 token rows per CTA
+  int sm_count = 132;
+};
+
+// qmm_generic.cu: any problem, CUDA cores, float32 accumulation.
+void launch_qmm_generic(const MatmulArgs& a, float* workspace, cudaStream_t stream);
+size_t generic_workspace_bytes(const MatmulArgs& a);
+
+// qmv_mma_*.cu: the decode kernel (tensor cores, mma.sync m16n8k16), transpose only.
+bool mma_supported(const MatmulArgs& a);
+void launch_qmv_mma(const MatmulArgs& a, cudaStream_t stream);
+
+// prefill.cu: dequantize tiles of W into a pooled scratch and multiply with cuBLAS.
+// xb/wb: each item's x and w batch (host, from broadcast strides; not for gathered indices).
+void launch_prefill(const MatmulArgs& a, const std::vector<int64_t>& xb,
+                    const std::vector<int64_t>& wb, DeviceContext& ctx, cudaStream_t stream);
+// Dequantizes rows [r0, r1) x columns [c0, c1) of stored matrix wb into dst (row-major,
+// leading dimension ld) in the compute dtype (one rounding of s*q + b computed in float32).
+void launch_dequant_tile(const MatmulArgs& a, int64_t wb, int64_t r0, int64_t r1, int64_t c0,
+                         int64_t c1, void* dst, int64_t ld, cudaStream_t stream);
+
+}  // namespace qmm::cuda

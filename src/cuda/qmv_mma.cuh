@@ -1,0 +1,514 @@
+// The decode kernel: y[m, n] = sum_k x[m, k] * W[n, k] for few rows m (tokens), reading MLX's
+// packed layout as it is, on tensor cores (mma.sync m16n8k16, float32 accumulation).
+//
+// Work split. A CTA (8 warps) owns a tile of 16 weight rows and one chunk of 8*NG token rows;
+// its warps split K into 128-element sub-chunks (warp w takes sub-chunks w, w+8, ...) and reduce
+// through shared memory at the end. In a sub-chunk, lane (g = lane/4, c = lane%4) loads the 32
+// consecutive elements [32c, 32c+32) of weight rows g and g+8 (one 16-byte load for 4-bit),
+// so a quad reads 64 contiguous bytes of a row. Loads run PF sub-chunks ahead (registers), with
+// the evict-first hint: weights are read once and must not push x out of L2.
+//
+// Dequantization without a repack. The mma A fragment gives lane (g, c) the logical k columns
+// {2c, 2c+1} and {2c+8, 2c+9} of each 16-wide step. Any bijection between logical and
+// physical k works as long as x (the B fragment, same c) uses the same one, so each format
+// picks the pairs its cheapest bit trick produces: 4-bit takes nibbles (j, j+4) of a word with
+// one mask (0x000F000F) and a magic exponent, i.e. pos(p, e) = 8*(p/4) + p%4 + 4e, and x is
+// permuted to match with one byte-permute per pair. Then w = s*q + b is one packed FMA in the
+// activation type (the magic is removed exactly first; it is never folded into b).
+//
+// Grid: x = (row chunk, tile) with the chunk fastest, so chunks that share a weight tile run
+// together and re-read it from L2; y = segment slot (a batch item, or an expert's group of
+// gathered items).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <type_traits>
+
+#include "core/formats.h"
+#include "cuda/device_utils.cuh"
+#include "cuda/kernels.h"
+
+namespace qmm::cuda {
+
+struct MmaArgs {
+  int64_t M, N, K;
+  const void* x;
+  const uint32_t* w;
+  const void* scales;
+  const void* biases;
+  void* out;
+  int64_t w_rows, w_words, s_cols;
+  int gs;
+  const int* xidx;
+  const int* widx;
+  const int* order;
+  const int* seg_start;
+  const int* num_segments;
+  const int2* work;
+  const int* num_work;
+  int nchunks;  // row chunks per segment when the work list is implicit
+};
+
+// ---- packed half-precision arithmetic on 32-bit registers
+template <class T>
+struct H2;
+template <>
+struct H2<__nv_bfloat16> {
+  static constexpr uint32_t kMagic = 0x43004300u;  // 128.0 in both halves: 128 + q is exact
+  QMM_DEV static uint32_t sub(uint32_t a, uint32_t b) {
+    uint32_t d;
+    asm("sub.rn.bf16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+    return d;
+  }
+  QMM_DEV static uint32_t fma(uint32_t a, uint32_t b, uint32_t c) {
+    uint32_t d;
+    asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+  }
+  QMM_DEV static uint32_t mul(uint32_t a, uint32_t b) {
+    uint32_t d;
+    asm("mul.rn.bf16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+    return d;
+  }
+  QMM_DEV static void mma(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                          uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  }
+  QMM_DEV static uint16_t from_float(float v) { return __bfloat16_as_ushort(__float2bfloat16_rn(v)); }
+};
+template <>
+struct H2<__half> {
+  static constexpr uint32_t kMagic = 0x64006400u;  // 1024.0: 1024 + q exact for q < 1024
+  QMM_DEV static uint32_t sub(uint32_t a, uint32_t b) {
+    uint32_t d;
+    asm("sub.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+    return d;
+  }
+  QMM_DEV static uint32_t fma(uint32_t a, uint32_t b, uint32_t c) {
+    uint32_t d;
+    asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+  }
+  QMM_DEV static uint32_t mul(uint32_t a, uint32_t b) {
+    uint32_t d;
+    asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+    return d;
+  }
+  QMM_DEV static void mma(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                          uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  }
+  QMM_DEV static uint16_t from_float(float v) { return __half_as_ushort(__float2half_rn(v)); }
+};
+
+QMM_DEV uint32_t dup16(uint32_t h) { return (h & 0xffffu) | (h << 16); }
+
+// ---- formats. kWords: 32-bit words holding a lane's 32 elements; pos(p, e): physical offset
+// (0..31) of element e of pair p (0..15); scale_slot(p): which of the lane's scales pair p uses.
+// decode(): pair p as two activation-type values w = s*q + b (affine) or code*s (fp modes).
+
+// Affine, 2/4 bits: one mask + magic per pair; pairs (j, j + 32/bits/2) of a word.
+template <int Bits>
+struct AffinePow2 {
+  static constexpr int kWords = Bits;
+  static constexpr int kPerWord = 32 / Bits;  // 8 (4-bit) or 16 (2-bit)
+  static constexpr int kPairsPerWord = kPerWord / 2;
+  static constexpr bool kAffine = true;
+  static constexpr int kScales = 1;
+  static constexpr int pos(int p, int e) {
+    return kPerWord * (p / kPairsPerWord) + p % kPairsPerWord + kPairsPerWord * e;
+  }
+  QMM_DEV static int scale_slot(int) { return 0; }
+  template <class T>
+  QMM_DEV static uint32_t decode(const uint32_t* w, int p, uint32_t s2, uint32_t b2) {
+    constexpr uint32_t mask = ((1u << Bits) - 1u) * 0x00010001u;
+    uint32_t v = ((w[p / kPairsPerWord] >> (Bits * (p % kPairsPerWord))) & mask) | H2<T>::kMagic;
+    return H2<T>::fma(H2<T>::sub(v, H2<T>::kMagic), s2, b2);
+  }
+};
+
+// Affine, 3/5/6 bits (elements straddle words): natural pairs, funnel-shift extraction.
+template <int Bits>
+struct AffineOdd {
+  static constexpr int kWords = Bits;
+  static constexpr bool kAffine = true;
+  static constexpr int kScales = 1;
+  static constexpr int pos(int p, int e) { return 2 * p + e; }
+  QMM_DEV static int scale_slot(int) { return 0; }
+  QMM_DEV static uint32_t element(const uint32_t* w, int i) {
+    const int bit = i * Bits, word = bit / 32, sh = bit % 32;
+    uint32_t v = (sh + Bits <= 32) ? (w[word] >> sh) : __funnelshift_r(w[word], w[word + 1], sh);
+    return v & ((1u << Bits) - 1u);
+  }
+  template <class T>
+  QMM_DEV static uint32_t decode(const uint32_t* w, int p, uint32_t s2, uint32_t b2) {
+    uint32_t v = element(w, 2 * p) | (element(w, 2 * p + 1) << 16) | H2<T>::kMagic;
+    return H2<T>::fma(H2<T>::sub(v, H2<T>::kMagic), s2, b2);
+  }
+};
+
+// Affine 8-bit. fp16: a byte-permute puts bytes under the 1024 magic. bf16: 128 + q is not
+// exact for q >= 128, so each byte goes through float32 (2^23 magic), then a packed convert.
+struct Affine8 {
+  static constexpr int kWords = 8;
+  static constexpr bool kAffine = true;
+  static constexpr int kScales = 1;
+  static constexpr int pos(int p, int e) { return 2 * p + e; }
+  QMM_DEV static int scale_slot(int) { return 0; }
+  template <class T>
+  QMM_DEV static uint32_t decode(const uint32_t* w, int p, uint32_t s2, uint32_t b2) {
+    const uint32_t word = w[p / 2];
+    const int a = 2 * (p % 2);
+    uint32_t v;
+    if constexpr (std::is_same_v<T, __half>) {
+      v = __byte_perm(word, 0x64646464u, a | (4 << 4) | ((a + 1) << 8) | (4 << 12));
+    } else {
+      float f0 = __uint_as_float(__byte_perm(word, 0x4b000000u, 0x7440 | a)) - 8388608.0f;
+      float f1 = __uint_as_float(__byte_perm(word, 0x4b000000u, 0x7440 | (a + 1))) - 8388608.0f;
+      __nv_bfloat162 h = __floats2bfloat162_rn(f0, f1);
+      v = *reinterpret_cast<uint32_t*>(&h);
+      return H2<T>::fma(v, s2, b2);  // q is exact in bf16 already: no magic to remove
+    }
+    return H2<T>::fma(H2<T>::sub(v, H2<T>::kMagic), s2, b2);
+  }
+};
+
+// E2M1 (mxfp4 / nvfp4), bf16 only: the 3 magnitude bits go under the bf16 exponent/mantissa
+// (value * 2^-126, exact also for the subnormal code 0.5), the sign to bit 15; then * 2^126 and
+// * scale, both exact in bf16. Nibble pairs (j, j+4) as for affine 4-bit.
+template <int Gs>
+struct Fp4 {
+  static constexpr int kWords = 4;
+  static constexpr bool kAffine = false;
+  static constexpr int kScales = Gs == 16 ? 2 : 1;  // nvfp4: two groups of 16 per lane
+  static constexpr int pos(int p, int e) { return 8 * (p / 4) + p % 4 + 4 * e; }
+  QMM_DEV static int scale_slot(int p) { return Gs == 16 ? (p / 4) / 2 : 0; }
+  template <class T>
+  QMM_DEV static uint32_t decode(const uint32_t* w, int p, uint32_t s2, uint32_t) {
+    const uint32_t t = w[p / 4] >> (4 * (p % 4));
+    const uint32_t v = ((t & 0x00070007u) << 6) | ((t & 0x00080008u) << 12);
+    return H2<T>::mul(H2<T>::mul(v, 0x7e807e80u /* 2^126 */), s2);
+  }
+};
+
+// E4M3 (mxfp8), bf16 only: the 7 low bits shifted under the bf16 exponent (value * 2^-120,
+// exact for subnormals), sign to bit 15; 0x7F/0xFF decode to NaN as in MLX 0.32.4.
+struct Fp8 {
+  static constexpr int kWords = 8;
+  static constexpr bool kAffine = false;
+  static constexpr int kScales = 1;
+  static constexpr int pos(int p, int e) { return 4 * (p / 2) + p % 2 + 2 * e; }
+  QMM_DEV static int scale_slot(int) { return 0; }
+  template <class T>
+  QMM_DEV static uint32_t decode(const uint32_t* w, int p, uint32_t s2, uint32_t) {
+    const uint32_t t = w[p / 2] >> (8 * (p % 2));
+    const uint32_t m = t & 0x007f007fu;
+    const uint32_t nan = __vcmpeq2(m, 0x007f007fu) & 0x7fc07fc0u;  // NaN lanes for code 0x7F
+    const uint32_t v = (m << 4) | ((t & 0x00800080u) << 8) | nan;
+    return H2<T>::mul(H2<T>::mul(v, 0x7b807b80u /* 2^120 */), s2);
+  }
+};
+
+// Scale bits (as a packed pair of activation-type values) from the stored scale.
+template <class T, class F>
+QMM_DEV uint32_t scale_pair(uint32_t raw, int gs) {
+  if constexpr (F::kAffine) {
+    return dup16(raw);
+  } else if constexpr (std::is_same_v<F, Fp4<16>>) {  // nvfp4: e4m3, exact in bf16
+    return dup16(__float_as_uint(core::e4m3_to_float(raw)) >> 16);
+  } else {  // e8m0 -> bf16 bits s << 7 (s = 0: 2^-127, the bf16 subnormal 0x0040)
+    return dup16(raw == 0 ? 0x0040u : raw << 7);
+  }
+}
+
+// Loads of a lane's chunk: 16-byte vectors where the layout allows (4/8-bit), else 8/4 bytes.
+template <int W>
+QMM_DEV void load_words(uint32_t (&dst)[W], const uint32_t* src) {
+  if constexpr (W % 4 == 0) {
+#pragma unroll
+    for (int i = 0; i < W / 4; ++i) {
+      uint4 v = __ldcs(reinterpret_cast<const uint4*>(src) + i);
+      dst[4 * i] = v.x;
+      dst[4 * i + 1] = v.y;
+      dst[4 * i + 2] = v.z;
+      dst[4 * i + 3] = v.w;
+    }
+  } else if constexpr (W % 2 == 0) {
+#pragma unroll
+    for (int i = 0; i < W / 2; ++i) {
+      uint2 v = __ldcs(reinterpret_cast<const uint2*>(src) + i);
+      dst[2 * i] = v.x;
+      dst[2 * i + 1] = v.y;
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < W; ++i) dst[i] = __ldcs(src + i);
+  }
+}
+
+template <class F>
+struct Stage {
+  uint32_t w[2][F::kWords];
+  uint32_t s[2][F::kScales];
+  uint32_t b[2];
+};
+
+constexpr int kMmaWarps = 8;
+constexpr int kSub = 128;  // elements of K per warp step (4 lanes x 32)
+
+template <class F>
+constexpr int prefetch_depth() {
+  return F::kWords <= 4 ? 4 : 2;  // ~64 bytes in flight per lane either way
+}
+
+template <class T, class F, int NG>
+__global__ void __launch_bounds__(256, 2) qmv_mma_kernel(MmaArgs a) {
+  constexpr int PF = prefetch_depth<F>();
+  constexpr int kRows = 8 * NG;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int g = lane >> 2, c = lane & 3;
+  const int slot = blockIdx.x;
+  const int64_t tile = blockIdx.y;
+  int seg, chunk;
+  if (a.work) {
+    if (slot >= *a.num_work) return;
+    const int2 wk = a.work[slot];
+    seg = wk.x;
+    chunk = wk.y;
+  } else {
+    seg = slot / a.nchunks;
+    chunk = slot % a.nchunks;
+  }
+
+  int s0, nitems;
+  if (a.seg_start) {
+    s0 = a.seg_start[seg];
+    nitems = a.seg_start[seg + 1] - s0;
+  } else {
+    s0 = seg;
+    nitems = 1;
+  }
+  const int64_t seg_rows = int64_t(nitems) * a.M;
+  const int64_t row0 = int64_t(chunk) * kRows;
+  if (row0 >= seg_rows) return;
+  auto item_of = [&](int64_t r) -> int {
+    int i = s0 + static_cast<int>(r / a.M);
+    return a.order ? a.order[i] : i;
+  };
+  const int first_item = item_of(row0);
+  const int64_t wb = a.widx ? a.widx[first_item] : 0;
+  const int64_t n0 = tile * 16;
+
+  // This lane's weight rows (g, g+8) and token rows (8j + g).
+  const uint32_t* wrow[2];
+  const uint16_t* srow16[2] = {nullptr, nullptr};
+  const uint16_t* brow16[2] = {nullptr, nullptr};
+  const uint8_t* srow8[2] = {nullptr, nullptr};
+  bool row_ok[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int64_t n = n0 + g + 8 * h;
+    row_ok[h] = n < a.N;
+    const int64_t rr = (wb * a.w_rows + (row_ok[h] ? n : 0));
+    wrow[h] = a.w + rr * a.w_words;
+    if constexpr (F::kAffine) {
+      srow16[h] = static_cast<const uint16_t*>(a.scales) + rr * a.s_cols;
+      brow16[h] = static_cast<const uint16_t*>(a.biases) + rr * a.s_cols;
+    } else {
+      srow8[h] = static_cast<const uint8_t*>(a.scales) + rr * a.s_cols;
+    }
+  }
+  const T* xrow[NG];
+#pragma unroll
+  for (int j = 0; j < NG; ++j) {
+    const int64_t r = row0 + 8 * j + g;
+    if (r < seg_rows) {
+      const int item = item_of(r);
+      const int64_t xb = a.xidx ? a.xidx[item] : 0;
+      xrow[j] = static_cast<const T*>(a.x) + (xb * a.M + r % a.M) * a.K;
+    } else {
+      xrow[j] = nullptr;
+    }
+  }
+
+  const int64_t nsub = (a.K + kSub - 1) / kSub;
+  const int niter = nsub > warp ? static_cast<int>((nsub - warp + kMmaWarps - 1) / kMmaWarps) : 0;
+
+  auto load_stage = [&](Stage<F>& st, int it) {
+    const int64_t k = (int64_t(warp) + int64_t(it) * kMmaWarps) * kSub + 32 * c;
+    const bool kok = it < niter && k < a.K;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      if (kok && row_ok[h]) {
+        load_words<F::kWords>(st.w[h], wrow[h] + (k / 32) * F::kWords);
+        const int64_t gi = k / a.gs;
+        if constexpr (F::kAffine) {
+          st.s[h][0] = __ldg(srow16[h] + gi);
+          st.b[h] = __ldg(brow16[h] + gi);
+        } else {
+#pragma unroll
+          for (int q = 0; q < F::kScales; ++q) st.s[h][q] = __ldg(srow8[h] + gi + q);
+          st.b[h] = 0;
+        }
+      } else {
+#pragma unroll
+        for (int i = 0; i < F::kWords; ++i) st.w[h][i] = 0;
+#pragma unroll
+        for (int q = 0; q < F::kScales; ++q) st.s[h][q] = 0;
+        st.b[h] = 0;
+      }
+    }
+  };
+
+  float acc[NG][4];
+#pragma unroll
+  for (int j = 0; j < NG; ++j)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[j][i] = 0.0f;
+
+  Stage<F> st[PF];
+#pragma unroll
+  for (int i = 0; i < PF; ++i) load_stage(st[i], i);
+
+  for (int it0 = 0; it0 < niter; it0 += PF) {
+#pragma unroll
+    for (int jj = 0; jj < PF; ++jj) {
+      const int it = it0 + jj;
+      if (it < niter) {
+        Stage<F> cur = st[jj];
+        load_stage(st[jj], it + PF);
+        const int64_t k = (int64_t(warp) + int64_t(it) * kMmaWarps) * kSub + 32 * c;
+        const bool kok = k < a.K;
+        // x: this lane's 32 elements of each token row, natural pairs, then permuted pairs.
+        uint32_t xp[NG][16];
+#pragma unroll
+        for (int j = 0; j < NG; ++j) {
+          uint32_t X[16];
+          if (kok && xrow[j]) {
+            const uint4* src = reinterpret_cast<const uint4*>(xrow[j] + k);
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+              uint4 v = __ldg(src + i);
+              X[4 * i] = v.x;
+              X[4 * i + 1] = v.y;
+              X[4 * i + 2] = v.z;
+              X[4 * i + 3] = v.w;
+            }
+          } else {
+#pragma unroll
+            for (int i = 0; i < 16; ++i) X[i] = 0;
+          }
+#pragma unroll
+          for (int p = 0; p < 16; ++p) {
+            const int e0 = F::pos(p, 0), e1 = F::pos(p, 1);
+            if (e1 == e0 + 1 && e0 % 2 == 0) {
+              xp[j][p] = X[e0 / 2];
+            } else {
+              const uint32_t sel = (2 * (e0 % 2)) | ((2 * (e0 % 2) + 1) << 4) |
+                                   ((4 + 2 * (e1 % 2)) << 8) | ((5 + 2 * (e1 % 2)) << 12);
+              xp[j][p] = __byte_perm(X[e0 / 2], X[e1 / 2], sel);
+            }
+          }
+        }
+        uint32_t s2[2][F::kScales], b2[2];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+#pragma unroll
+          for (int q = 0; q < F::kScales; ++q) s2[h][q] = scale_pair<T, F>(cur.s[h][q], a.gs);
+          b2[h] = dup16(cur.b[h]);
+        }
+#pragma unroll
+        for (int s = 0; s < 8; ++s) {
+          const int p0 = 2 * s, p1 = 2 * s + 1;
+          const uint32_t a0 = F::template decode<T>(cur.w[0], p0, s2[0][F::scale_slot(p0)], b2[0]);
+          const uint32_t a1 = F::template decode<T>(cur.w[1], p0, s2[1][F::scale_slot(p0)], b2[1]);
+          const uint32_t a2 = F::template decode<T>(cur.w[0], p1, s2[0][F::scale_slot(p1)], b2[0]);
+          const uint32_t a3 = F::template decode<T>(cur.w[1], p1, s2[1][F::scale_slot(p1)], b2[1]);
+#pragma unroll
+          for (int j = 0; j < NG; ++j) H2<T>::mma(acc[j], a0, a1, a2, a3, xp[j][p0], xp[j][p1]);
+        }
+      }
+    }
+  }
+
+  // Reduce the 8 warps' partial sums (fixed order: deterministic) and store.
+  __shared__ float red[kMmaWarps][NG][4][32];
+#pragma unroll
+  for (int j = 0; j < NG; ++j)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) red[warp][j][i][lane] = acc[j][i];
+  __syncthreads();
+  const int o = threadIdx.x;
+  if (o < 16 * kRows) {
+    const int rr = o % 16, tt = o / 16;
+    const int j = tt / 8, n8 = tt % 8;
+    const int q = (rr / 8) * 2 + (n8 % 2);
+    const int src_lane = (rr % 8) * 4 + n8 / 2;
+    float v = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kMmaWarps; ++w) v += red[w][j][q][src_lane];
+    const int64_t r = row0 + tt;
+    const int64_t n = n0 + rr;
+    if (r < seg_rows && n < a.N) {
+      const int item = item_of(r);
+      const int64_t orow = int64_t(item) * a.M + r % a.M;
+      static_cast<uint16_t*>(a.out)[orow * a.N + n] = H2<T>::from_float(v);
+    }
+  }
+}
+
+// Launches one (T, F) instantiation: grid x = work slots (chunks of one weight tile adjacent,
+// so they share its L2 lines), y = weight tiles of 16 rows.
+template <class T, class F>
+void launch_mma_typed(const MmaArgs& a, int64_t tiles, int64_t slots, int rows_per_chunk,
+                      cudaStream_t stream) {
+  dim3 grid(static_cast<unsigned>(slots), static_cast<unsigned>(tiles));
+  if (rows_per_chunk <= 8)
+    qmv_mma_kernel<T, F, 1><<<grid, 256, 0, stream>>>(a);
+  else
+    qmv_mma_kernel<T, F, 2><<<grid, 256, 0, stream>>>(a);
+  check_launch("quantized_matmul");
+}
+
+// Builds the kernel arguments from a MatmulArgs (shared by the translation units).
+inline MmaArgs make_mma_args(const MatmulArgs& m) {
+  MmaArgs a;
+  a.M = m.M;
+  a.N = m.N;
+  a.K = m.K;
+  a.x = m.x;
+  a.w = m.w;
+  a.scales = m.scales;
+  a.biases = m.biases;
+  a.out = m.out;
+  a.w_rows = m.w_rows;
+  a.w_words = m.w_words;
+  a.s_cols = m.s_cols;
+  a.gs = m.spec.group_size;
+  a.xidx = m.xidx;
+  a.widx = m.widx;
+  a.order = m.order;
+  a.seg_start = m.seg_start;
+  a.num_segments = m.num_segments;
+  a.work = m.work;
+  a.num_work = m.num_work;
+  a.nchunks = static_cast<int>((m.M + m.rows_per_chunk - 1) / m.rows_per_chunk);
+  return a;
+}
+
+// Per-dtype entry points (one translation unit each).
+void launch_mma_bf16_affine(const MatmulArgs& m, int64_t tiles, cudaStream_t stream);
+void launch_mma_bf16_fp(const MatmulArgs& m, int64_t tiles, cudaStream_t stream);
+void launch_mma_f16_affine(const MatmulArgs& m, int64_t tiles, cudaStream_t stream);
+
+}  // namespace qmm::cuda
