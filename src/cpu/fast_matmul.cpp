@@ -135,8 +135,10 @@ std::vector<int64_t> resolve(const core::BatchMap& map, const core::MatmulProble
   return out;
 }
 
-// Rows of x per weight matrix above which the GEMM kernel replaces the GEMV one.
+// Rows of x per weight matrix up to which the GEMV kernel runs (one pass), and from which the
+// panel GEMM replaces the medium-M GEMV passes.
 constexpr int64_t kGemvMaxRows = 3;
+constexpr int64_t kGemmMinRows = 16;
 
 struct Item {
   int32_t bucket;
@@ -154,13 +156,13 @@ std::string describe_kernel(const core::MatmulProblem& p) {
   // The rows per bucket are M for dense problems (one weight matrix per batch).
   int64_t rows = p.M;
   if (p.w_batches == 1 && p.batch > 1) rows = p.M * p.batch;
-  if (rows <= kGemvMaxRows) {
+  if (rows < kGemmMinRows) {
     MatmulPlan P;
     P.mode = p.spec.mode;
     P.bits = p.spec.bits;
     P.transpose = p.transpose;
     if (matmul_precision() == Precision::fast && ks->has_fast(P)) return name + "/fast_gemv";
-    return name + "/gemv";
+    return name + (rows <= kGemvMaxRows ? "/gemv" : "/gemv_medium");
   }
   return name + "/gemm";
 }
@@ -310,7 +312,7 @@ void fast_matmul(const core::MatmulProblem& p) {
   double total = 0;
   for (size_t bi = 0; bi < buckets.size(); ++bi) {
     const Bucket& bk = buckets[bi];
-    const bool gemv = P.transpose && bk.count <= kGemvMaxRows;
+    const bool gemv = P.transpose && bk.count < kGemmMinRows;
     const int64_t nb = gemv ? 64 : 192;
     for (int64_t n0 = 0; n0 < N; n0 += nb) {
       const int64_t n1 = std::min(N, n0 + nb);

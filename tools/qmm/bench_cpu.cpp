@@ -362,54 +362,77 @@ Measured run_gather(const Case& c, const Env& env, int64_t* active_out) {
   const int64_t E = c.experts, T = c.tokens, k = c.top_k, N = c.N, K = c.K;
   qmm::Array w = qmm::Array::random_normal({E, N, K}, dt, 4321);
   qmm::Quantized q = qmm::quantize(w, c.gs, c.bits, c.mode);
-  // Routing: top-k distinct experts per token, uniformly random (balanced on average).
+  // Routing: top-k distinct experts per token, uniformly random (balanced on average). Calls
+  // rotate over kRoutings routings so that, with the weight copies, the experts touched do not
+  // stay in the last-level cache (cold weights).
+  constexpr int kRoutings = 16;
   std::mt19937 rng(7);
-  std::vector<int32_t> idx;
-  for (int64_t t = 0; t < T; ++t) {
-    std::vector<int32_t> all(static_cast<size_t>(E));
-    std::iota(all.begin(), all.end(), 0);
-    std::shuffle(all.begin(), all.end(), rng);
-    for (int64_t j = 0; j < k; ++j) idx.push_back(all[j]);
+  qmm::Array xr = qmm::Array::random_normal({T, 1, K}, dt, 77);
+  struct Routing {
+    std::vector<int32_t> lhs, rhs;
+    qmm::Array li, ri;
+    int64_t active = 0;
+  };
+  std::vector<Routing> routes(kRoutings);
+  double active_sum = 0;
+  for (Routing& rt : routes) {
+    std::vector<int32_t> idx;
+    for (int64_t t = 0; t < T; ++t) {
+      std::vector<int32_t> all(static_cast<size_t>(E));
+      std::iota(all.begin(), all.end(), 0);
+      std::shuffle(all.begin(), all.end(), rng);
+      for (int64_t j = 0; j < k; ++j) idx.push_back(all[j]);
+    }
+    // sorted: as mlx-lm does, flatten, argsort, and gather the x rows by the order.
+    std::vector<int64_t> order(idx.size());
+    std::iota(order.begin(), order.end(), 0);
+    if (c.sorted)
+      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return idx[a] < idx[b]; });
+    for (int64_t o : order) {
+      rt.lhs.push_back(static_cast<int32_t>(o / k));
+      rt.rhs.push_back(idx[o]);
+    }
+    const int64_t P = static_cast<int64_t>(rt.rhs.size());
+    rt.li = qmm::Array::from_vector(rt.lhs, {P});
+    rt.ri = qmm::Array::from_vector(rt.rhs, {P});
+    std::vector<int32_t> u(rt.rhs.begin(), rt.rhs.end());
+    std::sort(u.begin(), u.end());
+    rt.active = std::unique(u.begin(), u.end()) - u.begin();
+    active_sum += static_cast<double>(rt.active);
   }
-  // x (T, 1, 1, K) as mlx-lm's SwitchGLU; sorted: flatten, argsort, x rows gathered by order.
-  std::vector<int64_t> order(idx.size());
-  std::iota(order.begin(), order.end(), 0);
-  if (c.sorted)
-    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return idx[a] < idx[b]; });
-  qmm::Array x = qmm::Array::random_normal({T, 1, 1, K}, dt, 77);
-  std::vector<int32_t> lhs, rhs;
-  for (int64_t o : order) {
-    lhs.push_back(static_cast<int32_t>(o / k));
-    rhs.push_back(idx[o]);
+  const int64_t P = T * k;
+  *active_out = static_cast<int64_t>(std::lround(active_sum / kRoutings));
+  r.bytes = case_bytes(c, 1) * 0 + 0;  // set below from the mean active experts
+  {
+    const double elems = static_cast<double>(N) * K;
+    const double ssize = c.mode == "affine" ? 2.0 * qmm::itemsize(dt) : 1.0;
+    const double wexp = elems * c.bits / 8 + elems / c.gs * ssize;
+    r.bytes = wexp * active_sum / kRoutings + P * (K + N) * static_cast<double>(qmm::itemsize(dt));
   }
-  const int64_t P = static_cast<int64_t>(rhs.size());
-  qmm::Array xr = x.reshape({T, 1, K});
-  qmm::Array li = qmm::Array::from_vector(lhs, {P});
-  qmm::Array ri = qmm::Array::from_vector(rhs, {P});
-  std::vector<int32_t> uniq(rhs.begin(), rhs.end());
-  std::sort(uniq.begin(), uniq.end());
-  uniq.erase(std::unique(uniq.begin(), uniq.end()), uniq.end());
-  *active_out = static_cast<int64_t>(uniq.size());
-  r.bytes = case_bytes(c, *active_out);
   r.flops = 2.0 * P * N * K;
-  // Cold: copies of the expert weights (each copy is E experts).
   const double wbytes = static_cast<double>(q.w_q.nbytes()) + q.scales.nbytes() +
                         (q.biases ? q.biases->nbytes() : 0);
-  int copies = std::max(1, std::min(16, static_cast<int>(std::ceil(160e6 / wbytes))));
+  int copies = std::max(1, std::min(4, static_cast<int>(std::ceil(160e6 / wbytes))));
   std::vector<qmm::Quantized> qs{q};
   for (int i = 1; i < copies; ++i)
     qs.push_back({q.w_q.to(qmm::Device::cpu()), q.scales.to(qmm::Device::cpu()),
                   q.biases ? std::optional<qmm::Array>(q.biases->to(qmm::Device::cpu())) : std::nullopt});
   auto call = [&](int i) {
-    const auto& qq = qs[static_cast<size_t>(i % copies)];
-    qmm::Array y = qmm::gather_qmm(xr, qq.w_q, qq.scales, qq.biases, li, ri, true, c.gs, c.bits,
-                                   c.mode, c.sorted);
+    const auto& qq = qs[static_cast<size_t>((i / kRoutings) % copies)];
+    const Routing& rt = routes[static_cast<size_t>(i % kRoutings)];
+    qmm::Array y = qmm::gather_qmm(xr, qq.w_q, qq.scales, qq.biases, rt.li, rt.ri, true, c.gs,
+                                   c.bits, c.mode, c.sorted);
     y.wait();
     return y;
   };
-  qmm::Array y = call(0);  // (P, 1, N)
+  qmm::Array y = call(0);  // (P, 1, N), routing 0
   std::vector<float> yq = y.to_float_vector();
   std::vector<float> xf = xr.to_float_vector();
+  const std::vector<int32_t>& lhs = routes[0].lhs;
+  const std::vector<int32_t>& rhs = routes[0].rhs;
+  std::vector<int32_t> uniq(rhs.begin(), rhs.end());
+  std::sort(uniq.begin(), uniq.end());
+  uniq.erase(std::unique(uniq.begin(), uniq.end()), uniq.end());
   // Reference: per pair, x row against the dequantized expert (float64 sums).
   std::vector<float> yref(static_cast<size_t>(P * N));
   for (int32_t e : uniq) {
@@ -430,11 +453,11 @@ Measured run_gather(const Case& c, const Env& env, int64_t* active_out) {
     }
   }
   r.err = rel_err(yq, yref);
-  for (int i = 1; i < copies && i < 3; ++i) call(i);
+  for (int i = 1; i < 3; ++i) call(i);
   std::vector<double> ts;
   int it = 3;
   for (int rep = 0; rep < env.reps; ++rep) {
-    const int calls = std::max(copies, 8);
+    const int calls = kRoutings * copies;
     double t0 = now_s();
     for (int kk = 0; kk < calls; ++kk) call(it++);
     ts.push_back((now_s() - t0) / calls);
