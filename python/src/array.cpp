@@ -486,8 +486,12 @@ void bind_array(nb::module_& m) {
           },
           "A view with the axes reversed (numpy's .T).")
       .def("__repr__", [](const Array& a) {
-        nb::gil_scoped_release release;
-        return a.to_string();
+        std::string text;
+        {
+          nb::gil_scoped_release release;
+          text = a.to_string();
+        }
+        return text;
       });
 }
 

@@ -181,12 +181,18 @@ def test_torch_cuda_tensors(torch):
         with pytest.raises(ValueError, match="CUDA"):
             qmm.quantize(t)
         return
-    w_q, s, b = qmm.quantize(t)
-    assert w_q.device == qmm.Device(qmm.gpu, t.device.index or 0)
+    dev = qmm.Device(qmm.gpu, t.device.index or 0)
+    w_q, s, b = qmm.quantize(t, device=dev)  # ops run on the default device unless told
+    assert w_q.device == dev and w_q.__dlpack_device__() == (2, dev.index)
     back = torch.from_dlpack(w_q)
     assert back.is_cuda
     ref = qmm.quantize(t.cpu())
     np.testing.assert_array_equal(back.cpu().numpy().view(np.uint32), np.asarray(ref[0]))
+    x = torch.randn(8, 256, device="cuda")
+    y = torch.from_dlpack(qmm.quantized_matmul(x, w_q, s, b, device=dev))
+    assert y.is_cuda and y.dtype == torch.float32
+    yc = np.asarray(qmm.quantized_matmul(x.cpu(), *ref))
+    assert R.rel_err(y.cpu().numpy(), yc) < R.TOL["float32"]
 
 
 # array API -------------------------------------------------------------------------------
