@@ -22,7 +22,8 @@ std::vector<std::string> fixtures(const std::string& prefix) {
   if (!fs::exists(QMM_FIXTURES_DIR)) return out;
   for (auto& e : fs::directory_iterator(QMM_FIXTURES_DIR)) {
     std::string name = e.path().filename().string();
-    if (name.rfind(prefix, 0) == 0 && e.path().extension() == ".safetensors") out.push_back(e.path().string());
+    if (name.rfind(prefix, 0) == 0 && e.path().extension() == ".safetensors")
+      out.push_back(e.path().string());
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -31,8 +32,8 @@ std::vector<std::string> fixtures(const std::string& prefix) {
 // Bitwise equality, except that any NaN equals any NaN (MLX canonicalises NaN payloads).
 ::testing::AssertionResult same_bits(const Array& got, const Array& want) {
   if (got.dtype() != want.dtype())
-    return ::testing::AssertionFailure() << "dtype " << qmm::dtype_name(got.dtype()) << " vs "
-                                         << qmm::dtype_name(want.dtype());
+    return ::testing::AssertionFailure()
+           << "dtype " << qmm::dtype_name(got.dtype()) << " vs " << qmm::dtype_name(want.dtype());
   if (got.shape() != want.shape())
     return ::testing::AssertionFailure() << "shape " << qmm::shape_to_string(got.shape()) << " vs "
                                          << qmm::shape_to_string(want.shape());
@@ -48,8 +49,9 @@ std::vector<std::string> fixtures(const std::string& prefix) {
     if (!equal && bad++ == 0) first = static_cast<int64_t>(i);
   }
   if (bad == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << bad << " of " << da.size() << " elements differ; first at "
-                                       << first << ": got " << da[first] << ", MLX " << db[first];
+  return ::testing::AssertionFailure()
+         << bad << " of " << da.size() << " elements differ; first at " << first << ": got "
+         << da[first] << ", MLX " << db[first];
 }
 
 std::string meta(const qmm::io::SafetensorsFile& f, const std::string& key) {
@@ -90,7 +92,8 @@ TEST(MlxFixtures, QuantizeDequantizeBitExact) {
     auto mq = *get(f, "w_q");
     auto ms = *get(f, "scales");
     auto mb = get(f, "biases");
-    EXPECT_TRUE(same_bits(qmm::dequantize(mq, ms, mb, gs, bits, mode, gscale), *get(f, "deq"))) << "deq";
+    EXPECT_TRUE(same_bits(qmm::dequantize(mq, ms, mb, gs, bits, mode, gscale), *get(f, "deq")))
+        << "deq";
     EXPECT_TRUE(same_bits(qmm::dequantize(mq, ms, mb, gs, bits, mode, gscale, Dtype::float32),
                           *get(f, "deq_f32")))
         << "deq_f32";
@@ -119,11 +122,11 @@ void check_matmul_fixture(const std::string& path, bool gather) {
   // Float64 reference: affine weights are exact scale*q+bias in the output type (scales are
   // cast to it before dequantizing, as MLX does).
   Dtype ct = y.dtype();
-  Array wd = mode == "affine"
-                 ? qmm::dequantize(wq, s.astype(ct).astype(Dtype::float32),
-                                   b->astype(ct).astype(Dtype::float32), gs, bits, mode,
-                                   std::nullopt, Dtype::float32)
-                 : qmm::dequantize(wq, s, std::nullopt, gs, bits, mode, std::nullopt, Dtype::float32);
+  Array wd = mode == "affine" ? qmm::dequantize(wq, s.astype(ct).astype(Dtype::float32),
+                                                b->astype(ct).astype(Dtype::float32), gs, bits,
+                                                mode, std::nullopt, Dtype::float32)
+                              : qmm::dequantize(wq, s, std::nullopt, gs, bits, mode, std::nullopt,
+                                                Dtype::float32);
   std::vector<double> ref;
   if (!gather) {
     ref = reference_qmm(x.astype(Dtype::float32), wd, transpose);
@@ -139,7 +142,8 @@ void check_matmul_fixture(const std::string& path, bool gather) {
     const int64_t N = transpose ? R : C;
     for (int64_t i = 0; i < numel(I); ++i) {
       int64_t li = broadcast_index(lb, I, i), ri = broadcast_index(rb, I, i);
-      int64_t xi = lhs ? static_cast<int64_t>(lv[li]) : li, wi = rhs ? static_cast<int64_t>(rv[ri]) : ri;
+      int64_t xi = lhs ? static_cast<int64_t>(lv[li]) : li,
+              wi = rhs ? static_cast<int64_t>(rv[ri]) : ri;
       for (int64_t m = 0; m < M; ++m)
         for (int64_t n = 0; n < N; ++n) {
           double acc = 0;

@@ -26,15 +26,15 @@ double check_qmm(const Shape& x_shape, const Shape& w_shape, bool transpose, con
   Array x = randn(x_shape, dtype, 1.0f / std::sqrt(static_cast<float>(K)));
   Array w = randn(w_shape, dtype, 1.0f / std::sqrt(static_cast<float>(K)));
   auto q = qmm::quantize(w, c.group_size, c.bits, c.mode);
-  Array y = qmm::quantized_matmul(x, q.w_q, q.scales, q.biases, transpose, c.group_size, c.bits,
-                                  c.mode);
+  Array y =
+      qmm::quantized_matmul(x, q.w_q, q.scales, q.biases, transpose, c.group_size, c.bits, c.mode);
   auto ref = reference_qmm(x, dequant_f32(q, c.group_size, c.bits, c.mode), transpose);
   EXPECT_EQ(y.dtype(), dtype);
   auto got = y.to_double_vector();
   EXPECT_EQ(got.size(), ref.size());
   double err = rel_frobenius(got, ref);
-  EXPECT_LE(err, tolerance(dtype)) << case_name(c) << " dtype " << qmm::dtype_name(dtype)
-                                   << " x " << qmm::shape_to_string(x_shape) << " w "
+  EXPECT_LE(err, tolerance(dtype)) << case_name(c) << " dtype " << qmm::dtype_name(dtype) << " x "
+                                   << qmm::shape_to_string(x_shape) << " w "
                                    << qmm::shape_to_string(w_shape) << " transpose " << transpose;
   return err;
 }
@@ -63,7 +63,8 @@ TEST(QuantizedMatmul, EveryModeAndDtype) {
         int64_t K = c.group_size * 3;
         check_qmm({M, K}, {67, K}, true, c, dt);
         check_qmm({M, K}, {c.group_size, K}, true, c, dt);
-        check_qmm({M, 7}, {7, c.group_size * 2}, false, c, dt);  // groups along N when not transposed
+        check_qmm({M, 7}, {7, c.group_size * 2}, false, c,
+                  dt);  // groups along N when not transposed
       }
 }
 
@@ -91,7 +92,8 @@ TEST(QuantizedMatmul, MlxShapes) {
     check_qmm({M, 256}, {3, 256}, true, c);
   }
   check_qmm({129, 256}, {99, 256}, true, c);
-  for (ModeCase m : {ModeCase{"affine", 32, 4}, ModeCase{"affine", 32, 6}, ModeCase{"nvfp4", 16, 4}}) {
+  for (ModeCase m :
+       {ModeCase{"affine", 32, 4}, ModeCase{"affine", 32, 6}, ModeCase{"nvfp4", 16, 4}}) {
     check_qmm({1, 32}, {3, 32}, true, m);
     check_qmm({2, 32}, {10, 32}, true, m);
     check_qmm({4, 32}, {7, 32}, true, m);
@@ -139,11 +141,14 @@ TEST(QuantizedMatmul, DtypePromotion) {
   Array xi = Array::from_vector(std::vector<int32_t>(256, 2), {2, 128});
   Array yi = qmm::quantized_matmul(xi, q32.w_q, q32.scales, q32.biases);
   EXPECT_EQ(yi.dtype(), Dtype::float32);  // integer x is cast to the scales' type
-  EXPECT_LE(rel_frobenius(yi.to_double_vector(), reference_qmm(xi, dequant_f32(q32, 64, 4, "affine"), true)), 1e-5);
+  EXPECT_LE(rel_frobenius(yi.to_double_vector(),
+                          reference_qmm(xi, dequant_f32(q32, 64, 4, "affine"), true)),
+            1e-5);
   for (const char* mode : {"mxfp8", "mxfp4", "nvfp4"})
     for (Dtype dt : {Dtype::bfloat16, Dtype::float16, Dtype::float32}) {
       auto qf = qmm::quantize(randn({32, 256}), {}, {}, mode);
-      Array yf = qmm::quantized_matmul(randn({32, 256}, dt), qf.w_q, qf.scales, {}, true, {}, {}, mode);
+      Array yf =
+          qmm::quantized_matmul(randn({32, 256}, dt), qf.w_q, qf.scales, {}, true, {}, {}, mode);
       EXPECT_EQ(yf.dtype(), dt) << mode;
     }
 }
@@ -153,9 +158,11 @@ TEST(QuantizedMatmul, AutomaticQuantization) {
   for (const auto& c : all_modes()) {
     Array x = randn({4, 2 * c.group_size});
     Array w = randn({24, 2 * c.group_size});
-    Array y_auto = qmm::quantized_matmul(x, w, std::nullopt, std::nullopt, true, c.group_size, c.bits, c.mode);
+    Array y_auto =
+        qmm::quantized_matmul(x, w, std::nullopt, std::nullopt, true, c.group_size, c.bits, c.mode);
     auto q = qmm::quantize(w, c.group_size, c.bits, c.mode);
-    Array y = qmm::quantized_matmul(x, q.w_q, q.scales, q.biases, true, c.group_size, c.bits, c.mode);
+    Array y =
+        qmm::quantized_matmul(x, q.w_q, q.scales, q.biases, true, c.group_size, c.bits, c.mode);
     EXPECT_EQ(y_auto.to_vector<float>(), y.to_vector<float>()) << case_name(c);
   }
 }
@@ -167,7 +174,8 @@ TEST(QuantizedMatmul, StridedInputs) {
   Array xs = x.slice(0, 2, 9);
   Array ws = q.w_q.slice(0, 8, 40), ss = q.scales.slice(0, 8, 40), bs = q.biases->slice(0, 8, 40);
   Array y1 = qmm::quantized_matmul(xs, ws, ss, bs);
-  Array y2 = qmm::quantized_matmul(xs.contiguous(), ws.contiguous(), ss.contiguous(), bs.contiguous());
+  Array y2 =
+      qmm::quantized_matmul(xs.contiguous(), ws.contiguous(), ss.contiguous(), bs.contiguous());
   EXPECT_EQ(y1.to_vector<float>(), y2.to_vector<float>());
   Array xt = randn({256, 5}).transpose_last2();
   EXPECT_LE(rel_frobenius(qmm::quantized_matmul(xt, q.w_q, q.scales, q.biases).to_double_vector(),
@@ -180,7 +188,8 @@ TEST(QuantizedMatmul, StridedInputs) {
 namespace {
 
 // float64 reference of gather_qmm: a loop over the broadcast index pairs.
-std::vector<double> reference_gather(const Array& x, const Array& w_deq, const std::vector<int64_t>& lhs,
+std::vector<double> reference_gather(const Array& x, const Array& w_deq,
+                                     const std::vector<int64_t>& lhs,
                                      const std::vector<int64_t>& rhs, bool transpose) {
   auto xd = x.to_double_vector();
   auto wd = w_deq.to_double_vector();
@@ -213,13 +222,17 @@ void check_gather(const GatherCase& g, int64_t M, int64_t N, int64_t K, bool tra
                   const ModeCase& c, Dtype dt = Dtype::float32) {
   Shape xs = g.x_batch, ws = g.w_batch;
   xs.insert(xs.end(), {M, K});
-  if (transpose) ws.insert(ws.end(), {N, K}); else ws.insert(ws.end(), {K, N});
+  if (transpose)
+    ws.insert(ws.end(), {N, K});
+  else
+    ws.insert(ws.end(), {K, N});
   Array x = randn(xs, dt);
   auto q = qmm::quantize(randn(ws, dt), c.group_size, c.bits, c.mode);
   std::optional<Array> lhs, rhs;
   if (g.lhs) lhs = Array::from_vector(*g.lhs, g.lhs_shape);
   if (g.rhs) rhs = Array::from_vector(*g.rhs, g.rhs_shape);
-  Array y = qmm::gather_qmm(x, q.w_q, q.scales, q.biases, lhs, rhs, transpose, c.group_size, c.bits, c.mode);
+  Array y = qmm::gather_qmm(x, q.w_q, q.scales, q.biases, lhs, rhs, transpose, c.group_size, c.bits,
+                            c.mode);
   // Expand defaults and broadcast, independently of the library.
   Shape lb = g.lhs ? g.lhs_shape : g.x_batch, rb = g.rhs ? g.rhs_shape : g.w_batch;
   Shape I = broadcast(lb, rb);
@@ -249,7 +262,10 @@ TEST(GatherQmm, MlxTestGatherQmm) {
       {{5}, V{0, 2}, {2}, {3}, V{2, 1}, {2}},
       {{4, 2}, V{7, 6, 5, 4, 1, 2}, {3, 2}, {4, 1}, V{2, 0, 1}, {3, 1}},
   };
-  struct S { int64_t M, N, K; bool t; };
+  struct S {
+    int64_t M, N, K;
+    bool t;
+  };
   for (S s : {S{1, 32, 128, true}, S{32, 32, 256, true}, S{1, 32, 256, true}, S{32, 32, 512, true},
               S{32, 256, 32, false}, S{1, 256, 32, false}, S{1, 512, 32, false}})
     for (const auto& g : cases) check_gather(g, s.M, s.N, s.K, s.t, {"affine", 32, 4});
@@ -261,36 +277,46 @@ TEST(GatherQmm, MlxTestGatherQmm) {
 // sorted hint with indices that are not sorted still gives the right answer (Decision 4).
 TEST(GatherQmm, SortedEqualsUnsorted) {
   const int64_t L = 33, K = 256, D = 128, E = 4, I = 2;
-  for (const auto& c : {ModeCase{"affine", 64, 4}, ModeCase{"affine", 32, 3}, ModeCase{"mxfp4", 32, 4},
-                        ModeCase{"nvfp4", 16, 4}, ModeCase{"mxfp8", 32, 8}})
+  for (const auto& c :
+       {ModeCase{"affine", 64, 4}, ModeCase{"affine", 32, 3}, ModeCase{"mxfp4", 32, 4},
+        ModeCase{"nvfp4", 16, 4}, ModeCase{"mxfp8", 32, 8}})
     for (bool t : {true, false}) {
       Array x = randn({L, 1, 1, K});
       auto q = qmm::quantize(t ? randn({E, D, K}) : randn({E, K, D}), c.group_size, c.bits, c.mode);
       std::vector<int32_t> idx(L * I);
       for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int32_t>((i * 7 + i / 3) % E);
       Array rhs = Array::from_vector(idx, {L, I});
-      Array y = qmm::gather_qmm(x, q.w_q, q.scales, q.biases, {}, rhs, t, c.group_size, c.bits, c.mode);
+      Array y =
+          qmm::gather_qmm(x, q.w_q, q.scales, q.biases, {}, rhs, t, c.group_size, c.bits, c.mode);
       EXPECT_EQ(y.shape(), (Shape{L, I, 1, D}));
       // Sorted form: flatten, order by expert, gather x rows.
       std::vector<int64_t> order(idx.size());
       std::iota(order.begin(), order.end(), 0);
-      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return idx[a] < idx[b]; });
+      std::stable_sort(order.begin(), order.end(),
+                       [&](int64_t a, int64_t b) { return idx[a] < idx[b]; });
       std::vector<int32_t> sidx;
       std::vector<int64_t> lhs;
-      for (auto o : order) { sidx.push_back(idx[o]); lhs.push_back(o / I); }
+      for (auto o : order) {
+        sidx.push_back(idx[o]);
+        lhs.push_back(o / I);
+      }
       Array rs = Array::from_vector(sidx, {L * I});
       Array ls = Array::from_vector(lhs, {L * I});
       Array xs = x.reshape({L, 1, K});
-      Array y_hint = qmm::gather_qmm(xs, q.w_q, q.scales, q.biases, ls, rs, t, c.group_size, c.bits, c.mode, true);
-      Array y_plain = qmm::gather_qmm(xs, q.w_q, q.scales, q.biases, ls, rs, t, c.group_size, c.bits, c.mode, false);
+      Array y_hint = qmm::gather_qmm(xs, q.w_q, q.scales, q.biases, ls, rs, t, c.group_size, c.bits,
+                                     c.mode, true);
+      Array y_plain = qmm::gather_qmm(xs, q.w_q, q.scales, q.biases, ls, rs, t, c.group_size,
+                                      c.bits, c.mode, false);
       EXPECT_EQ(y_hint.to_vector<float>(), y_plain.to_vector<float>());
       // rhs-only sorted form (the hint applies): x rows gathered on the host.
       auto xv = x.to_vector<float>();
       std::vector<float> xg;
       for (auto l : lhs) xg.insert(xg.end(), xv.begin() + l * K, xv.begin() + (l + 1) * K);
       Array xg_a = Array::from_vector(xg, {L * I, 1, K});
-      Array ys = qmm::gather_qmm(xg_a, q.w_q, q.scales, q.biases, {}, rs, t, c.group_size, c.bits, c.mode, true);
-      Array yu = qmm::gather_qmm(xg_a, q.w_q, q.scales, q.biases, {}, rs, t, c.group_size, c.bits, c.mode, false);
+      Array ys = qmm::gather_qmm(xg_a, q.w_q, q.scales, q.biases, {}, rs, t, c.group_size, c.bits,
+                                 c.mode, true);
+      Array yu = qmm::gather_qmm(xg_a, q.w_q, q.scales, q.biases, {}, rs, t, c.group_size, c.bits,
+                                 c.mode, false);
       EXPECT_EQ(ys.to_vector<float>(), yu.to_vector<float>()) << case_name(c);
       auto yv = y.to_vector<float>(), ysv = ys.to_vector<float>();
       std::vector<double> back(yv.size()), yd(yv.begin(), yv.end());

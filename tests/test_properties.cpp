@@ -19,7 +19,8 @@ ModeCase any_mode() { return *rc::gen::elementOf(all_modes()); }
 // Normal data at a random magnitude. float16 products of two 1e-3 values would be float16
 // subnormals, whose rounding is absolute, not relative: matmul properties use `moderate`.
 Array normal(Shape s, Dtype t = Dtype::float32, bool moderate = false) {
-  float std = moderate ? *rc::gen::element(0.1f, 1.0f, 10.0f) : *rc::gen::element(1e-3f, 1.0f, 50.0f);
+  float std =
+      moderate ? *rc::gen::element(0.1f, 1.0f, 10.0f) : *rc::gen::element(1e-3f, 1.0f, 50.0f);
   return Array::random_normal(std::move(s), t, *rc::gen::arbitrary<uint32_t>(), 0.0f, std);
 }
 
@@ -35,9 +36,11 @@ RC_GTEST_PROP(Properties, PackingIsABijection, ()) {
   std::vector<uint32_t> words(n * bits / 32);
   qmm::core::pack_codes(codes.data(), n, bits, words.data());
   for (int j = 0; j < n; ++j) RC_ASSERT(qmm::core::unpack_code(words.data(), j, bits) == codes[j]);
-  auto random_words = *rc::gen::container<std::vector<uint32_t>>(words.size(), rc::gen::arbitrary<uint32_t>());
+  auto random_words =
+      *rc::gen::container<std::vector<uint32_t>>(words.size(), rc::gen::arbitrary<uint32_t>());
   std::vector<uint8_t> back(n);
-  for (int j = 0; j < n; ++j) back[j] = static_cast<uint8_t>(qmm::core::unpack_code(random_words.data(), j, bits));
+  for (int j = 0; j < n; ++j)
+    back[j] = static_cast<uint8_t>(qmm::core::unpack_code(random_words.data(), j, bits));
   std::vector<uint32_t> repacked(words.size());
   qmm::core::pack_codes(back.data(), n, bits, repacked.data());
   RC_ASSERT(repacked == random_words);
@@ -78,13 +81,15 @@ RC_GTEST_PROP(Properties, QmmEqualsDequantizeThenMatmul, ()) {
   const bool transpose = *rc::gen::arbitrary<bool>();
   const Dtype dt = *rc::gen::element(Dtype::float32, Dtype::float16, Dtype::bfloat16);
   const int64_t M = *rc::gen::inRange(1, 20), groups = *rc::gen::inRange(1, 4);
-  const int64_t other = transpose ? *rc::gen::inRange(1, 40) : c.group_size * *rc::gen::inRange(1, 3);
+  const int64_t other =
+      transpose ? *rc::gen::inRange(1, 40) : c.group_size * *rc::gen::inRange(1, 3);
   const int64_t K = transpose ? groups * c.group_size : *rc::gen::inRange(1, 40);
   const int64_t N = transpose ? other : other;
   Array x = normal({M, K}, dt, true);
   Array w = normal(transpose ? Shape{N, K} : Shape{K, N}, dt, true);
   auto q = qmm::quantize(w, c.group_size, c.bits, c.mode);
-  Array y = qmm::quantized_matmul(x, q.w_q, q.scales, q.biases, transpose, c.group_size, c.bits, c.mode);
+  Array y =
+      qmm::quantized_matmul(x, q.w_q, q.scales, q.biases, transpose, c.group_size, c.bits, c.mode);
   auto ref = reference_qmm(x, dequant_f32(q, c.group_size, c.bits, c.mode), transpose);
   const double err = rel_frobenius(y.to_double_vector(), ref);
   RC_LOG() << case_name(c) << " " << qmm::dtype_name(dt) << " M=" << M << " N=" << N << " K=" << K
@@ -95,21 +100,29 @@ RC_GTEST_PROP(Properties, QmmEqualsDequantizeThenMatmul, ()) {
 // gather_qmm equals a loop of quantized_matmul over the index pairs.
 RC_GTEST_PROP(Properties, GatherEqualsLoopOfQmm, ()) {
   const ModeCase c = any_mode();
-  const int64_t E = *rc::gen::inRange(1, 5), B = *rc::gen::inRange(1, 5), P = *rc::gen::inRange(1, 9);
-  const int64_t M = *rc::gen::inRange(1, 4), N = *rc::gen::inRange(1, 20), K = c.group_size * *rc::gen::inRange(1, 3);
+  const int64_t E = *rc::gen::inRange(1, 5), B = *rc::gen::inRange(1, 5),
+                P = *rc::gen::inRange(1, 9);
+  const int64_t M = *rc::gen::inRange(1, 4), N = *rc::gen::inRange(1, 20),
+                K = c.group_size * *rc::gen::inRange(1, 3);
   Array x = normal({B, M, K});
   auto q = qmm::quantize(normal({E, N, K}), c.group_size, c.bits, c.mode);
-  auto lhs = *rc::gen::container<std::vector<int32_t>>(P, rc::gen::inRange<int32_t>(0, static_cast<int32_t>(B)));
-  auto rhs = *rc::gen::container<std::vector<int32_t>>(P, rc::gen::inRange<int32_t>(0, static_cast<int32_t>(E)));
+  auto lhs = *rc::gen::container<std::vector<int32_t>>(
+      P, rc::gen::inRange<int32_t>(0, static_cast<int32_t>(B)));
+  auto rhs = *rc::gen::container<std::vector<int32_t>>(
+      P, rc::gen::inRange<int32_t>(0, static_cast<int32_t>(E)));
   Array y = qmm::gather_qmm(x, q.w_q, q.scales, q.biases, Array::from_vector(lhs, {P}),
                             Array::from_vector(rhs, {P}), true, c.group_size, c.bits, c.mode);
   auto yv = y.to_double_vector();
   for (int64_t i = 0; i < P; ++i) {
     Array xi = x.slice(0, lhs[i], lhs[i] + 1).reshape({M, K});
-    auto sl = [&](const Array& a) { return a.slice(0, rhs[i], rhs[i] + 1).reshape({a.shape(1), a.shape(2)}); };
+    auto sl = [&](const Array& a) {
+      return a.slice(0, rhs[i], rhs[i] + 1).reshape({a.shape(1), a.shape(2)});
+    };
     std::optional<Array> bi;
     if (q.biases) bi = sl(*q.biases);
-    auto yi = qmm::quantized_matmul(xi, sl(q.w_q), sl(q.scales), bi, true, c.group_size, c.bits, c.mode).to_double_vector();
+    auto yi =
+        qmm::quantized_matmul(xi, sl(q.w_q), sl(q.scales), bi, true, c.group_size, c.bits, c.mode)
+            .to_double_vector();
     std::vector<double> part(yv.begin() + i * M * N, yv.begin() + (i + 1) * M * N);
     // Kernels may be chosen by problem size (GEMV for few rows, blocked GEMM for many), so the
     // two sides can sum in different orders: equal within Decision 2's float32 tolerance.
@@ -120,15 +133,21 @@ RC_GTEST_PROP(Properties, GatherEqualsLoopOfQmm, ()) {
 // The sorted hint never changes the result, whether or not the indices really are sorted.
 RC_GTEST_PROP(Properties, SortedHintNeverChangesResults, ()) {
   const ModeCase c = any_mode();
-  const int64_t E = *rc::gen::inRange(1, 6), P = *rc::gen::inRange(1, 40), N = *rc::gen::inRange(1, 24);
+  const int64_t E = *rc::gen::inRange(1, 6), P = *rc::gen::inRange(1, 40),
+                N = *rc::gen::inRange(1, 24);
   const int64_t K = c.group_size * *rc::gen::inRange(1, 3);
-  auto rhs = *rc::gen::container<std::vector<int32_t>>(P, rc::gen::inRange<int32_t>(0, static_cast<int32_t>(E)));
+  auto rhs = *rc::gen::container<std::vector<int32_t>>(
+      P, rc::gen::inRange<int32_t>(0, static_cast<int32_t>(E)));
   if (*rc::gen::arbitrary<bool>()) std::sort(rhs.begin(), rhs.end());
   Array x = normal({P, 1, K});
   auto q = qmm::quantize(normal({E, N, K}), c.group_size, c.bits, c.mode);
   Array r = Array::from_vector(rhs, {P});
-  auto a = qmm::gather_qmm(x, q.w_q, q.scales, q.biases, {}, r, true, c.group_size, c.bits, c.mode, true).to_vector<float>();
-  auto b = qmm::gather_qmm(x, q.w_q, q.scales, q.biases, {}, r, true, c.group_size, c.bits, c.mode, false).to_vector<float>();
+  auto a =
+      qmm::gather_qmm(x, q.w_q, q.scales, q.biases, {}, r, true, c.group_size, c.bits, c.mode, true)
+          .to_vector<float>();
+  auto b = qmm::gather_qmm(x, q.w_q, q.scales, q.biases, {}, r, true, c.group_size, c.bits, c.mode,
+                           false)
+               .to_vector<float>();
   RC_ASSERT(a == b);
 }
 
@@ -139,10 +158,12 @@ TEST(Properties, ThreadCountDoesNotChangeResults) {
   const int before = qmm::num_threads();
   qmm::set_num_threads(1);
   auto one = qmm::quantized_matmul(x, q.w_q, q.scales, q.biases).to_vector<float>();
-  auto q1 = qmm::quantize(Array::random_normal({300, 512}, Dtype::float32, 6)).w_q.to_vector<uint32_t>();
+  auto q1 =
+      qmm::quantize(Array::random_normal({300, 512}, Dtype::float32, 6)).w_q.to_vector<uint32_t>();
   qmm::set_num_threads(3);
   auto three = qmm::quantized_matmul(x, q.w_q, q.scales, q.biases).to_vector<float>();
-  auto q3 = qmm::quantize(Array::random_normal({300, 512}, Dtype::float32, 6)).w_q.to_vector<uint32_t>();
+  auto q3 =
+      qmm::quantize(Array::random_normal({300, 512}, Dtype::float32, 6)).w_q.to_vector<uint32_t>();
   qmm::set_num_threads(before);
   EXPECT_EQ(one, three);
   EXPECT_EQ(q1, q3);

@@ -19,15 +19,15 @@ using qmm::Dtype;
 using qmm::Shape;
 
 // Expects `stmt` to throw std::invalid_argument whose message contains `text`.
-#define EXPECT_INVALID(stmt, text)                                                  \
-  do {                                                                              \
-    try {                                                                           \
-      (void)(stmt);                                                                 \
-      ADD_FAILURE() << "expected std::invalid_argument containing: " << (text);     \
-    } catch (const std::invalid_argument& e) {                                      \
-      EXPECT_NE(std::string(e.what()).find(text), std::string::npos)                \
-          << "message: " << e.what() << "\nexpected to contain: " << (text);        \
-    }                                                                               \
+#define EXPECT_INVALID(stmt, text)                                              \
+  do {                                                                          \
+    try {                                                                       \
+      (void)(stmt);                                                             \
+      ADD_FAILURE() << "expected std::invalid_argument containing: " << (text); \
+    } catch (const std::invalid_argument& e) {                                  \
+      EXPECT_NE(std::string(e.what()).find(text), std::string::npos)            \
+          << "message: " << e.what() << "\nexpected to contain: " << (text);    \
+    }                                                                           \
   } while (0)
 
 inline int64_t numel(const Shape& s) {
@@ -56,7 +56,9 @@ inline double tolerance(Dtype t) {
 }
 
 // Batch axes of a shape (all but the last two).
-inline Shape batch_of(const Shape& s) { return Shape(s.begin(), s.end() - std::min<size_t>(2, s.size())); }
+inline Shape batch_of(const Shape& s) {
+  return Shape(s.begin(), s.end() - std::min<size_t>(2, s.size()));
+}
 
 // Broadcast two batch shapes (numpy rules).
 inline Shape broadcast(const Shape& a, const Shape& b) {

@@ -93,8 +93,9 @@ TEST(DequantizeErrors, InvalidMode) {
 }
 TEST(DequantizeErrors, IntegerOutputDtype) {
   Affine a;
-  EXPECT_INVALID(qmm::dequantize(a.q.w_q, a.q.scales, a.q.biases, {}, {}, "affine", {}, Dtype::int32),
-                 "[dequantize] Only real floating types are supported but output dtype == int32.");
+  EXPECT_INVALID(
+      qmm::dequantize(a.q.w_q, a.q.scales, a.q.biases, {}, {}, "affine", {}, Dtype::int32),
+      "[dequantize] Only real floating types are supported but output dtype == int32.");
 }
 TEST(DequantizeErrors, MissingBiases) {
   Affine a;
@@ -137,8 +138,9 @@ TEST(DequantizeErrors, WeightsOneDimensional) {
 }
 TEST(DequantizeErrors, GlobalScaleRules) {
   Affine a;
-  EXPECT_INVALID(qmm::dequantize(a.q.w_q, a.q.scales, a.q.biases, {}, {}, "affine", Array::scalar(1.0f)),
-                 "[dequantize] Global scale is only supported for 'nvfp4' quantization mode.");
+  EXPECT_INVALID(
+      qmm::dequantize(a.q.w_q, a.q.scales, a.q.biases, {}, {}, "affine", Array::scalar(1.0f)),
+      "[dequantize] Global scale is only supported for 'nvfp4' quantization mode.");
   auto q = qmm::quantize(randn({4, 64}), {}, {}, "nvfp4");
   EXPECT_INVALID(qmm::dequantize(q.w_q, q.scales, {}, {}, {}, "nvfp4", randn({3})),
                  "[dequantize] Global scale must be a scalar but got shape (3).");
@@ -196,12 +198,14 @@ TEST(QuantizedMatmulErrors, IntegerScales) {
 }
 TEST(QuantizedMatmulErrors, FpScaleType) {
   auto q = qmm::quantize(randn({32, 512}), {}, {}, "mxfp8");
-  EXPECT_INVALID(qmm::quantized_matmul(randn({2, 512}), q.w_q, randn({32, 16}), {}, true, {}, {}, "mxfp8"),
-                 "[quantized_matmul] Scale type must be uint8 but received type float32.");
+  EXPECT_INVALID(
+      qmm::quantized_matmul(randn({2, 512}), q.w_q, randn({32, 16}), {}, true, {}, {}, "mxfp8"),
+      "[quantized_matmul] Scale type must be uint8 but received type float32.");
 }
 TEST(QuantizedMatmulErrors, FpBiasesMustBeNull) {
   auto q = qmm::quantize(randn({32, 512}), {}, {}, "mxfp8");
-  EXPECT_INVALID(qmm::quantized_matmul(randn({2, 512}), q.w_q, q.scales, randn({32, 16}), true, {}, {}, "mxfp8"),
+  EXPECT_INVALID(qmm::quantized_matmul(randn({2, 512}), q.w_q, q.scales, randn({32, 16}), true, {},
+                                       {}, "mxfp8"),
                  "[quantized_matmul] Biases must be null for quantization mode 'mxfp8'.");
 }
 TEST(QuantizedMatmulErrors, IllegalSpec) {  // qmm: MLX does not check this here
@@ -241,9 +245,9 @@ TEST(QuantizedMatmulErrors, ScalesIncompatibleWithBits) {
 }
 TEST(QuantizedMatmulErrors, ScalesRowsMustMatch) {  // qmm: MLX would read out of bounds
   Affine a;
-  EXPECT_INVALID(qmm::quantized_matmul(a.x, a.q.w_q, a.q.scales.slice(0, 0, 16),
-                                       a.q.biases->slice(0, 0, 16)),
-                 "[quantized_matmul] Weight and scales should have the same number of rows.");
+  EXPECT_INVALID(
+      qmm::quantized_matmul(a.x, a.q.w_q, a.q.scales.slice(0, 0, 16), a.q.biases->slice(0, 0, 16)),
+      "[quantized_matmul] Weight and scales should have the same number of rows.");
 }
 TEST(QuantizedMatmulErrors, InnerDimension) {
   Affine a;
@@ -257,17 +261,20 @@ TEST(QuantizedMatmulErrors, MlxThrowCatalogue) {  // mlx-semantics.md §14 #22
   const auto& q = a.q;
   EXPECT_INVALID(qmm::quantized_matmul(a.x, q.w_q.transpose_last2(), q.scales, q.biases),
                  "[quantized_matmul]");
-  EXPECT_INVALID(qmm::quantized_matmul(a.x, q.w_q.transpose_last2(), q.scales.transpose_last2(), q.biases),
-                 "[quantized_matmul]");
+  EXPECT_INVALID(
+      qmm::quantized_matmul(a.x, q.w_q.transpose_last2(), q.scales.transpose_last2(), q.biases),
+      "[quantized_matmul]");
   EXPECT_INVALID(qmm::quantized_matmul(a.x, q.w_q, q.scales, q.biases, false), "transpose=false");
-  EXPECT_INVALID(qmm::quantized_matmul(a.x, q.w_q, q.scales.transpose_last2(), q.biases->transpose_last2()),
-                 "[quantized_matmul]");
+  EXPECT_INVALID(
+      qmm::quantized_matmul(a.x, q.w_q, q.scales.transpose_last2(), q.biases->transpose_last2()),
+      "[quantized_matmul]");
   EXPECT_EQ(qmm::quantized_matmul(a.x, q.w_q, q.scales, q.biases).shape(), (Shape{10, 32}));
 }
 TEST(QuantizedMatmulErrors, NonFloatingXForFpMode) {
   auto q = qmm::quantize(randn({32, 512}), {}, {}, "mxfp4");
-  EXPECT_INVALID(qmm::quantized_matmul(ints({2, 512}), q.w_q, q.scales, {}, true, {}, {}, "mxfp4"),
-                 "[quantized_matmul] Only real floating types are supported but x.dtype() == int32.");
+  EXPECT_INVALID(
+      qmm::quantized_matmul(ints({2, 512}), q.w_q, q.scales, {}, true, {}, {}, "mxfp4"),
+      "[quantized_matmul] Only real floating types are supported but x.dtype() == int32.");
 }
 TEST(QuantizedMatmulErrors, QuantizedWeightsNeedScales) {
   Affine a;
@@ -309,8 +316,9 @@ Array idx(std::vector<int32_t> v, Shape s) { return Array::from_vector(v, std::m
 
 TEST(GatherQmmErrors, InvalidMode) {
   Experts e;
-  EXPECT_INVALID(qmm::gather_qmm(e.x, e.q.w_q, e.q.scales, e.q.biases, {}, idx({0}, {}), true, {}, {}, "xyz"),
-                 "[gather_qmm] Invalid quantization mode 'xyz'.");
+  EXPECT_INVALID(
+      qmm::gather_qmm(e.x, e.q.w_q, e.q.scales, e.q.biases, {}, idx({0}, {}), true, {}, {}, "xyz"),
+      "[gather_qmm] Invalid quantization mode 'xyz'.");
 }
 TEST(GatherQmmErrors, MissingBiasesTaggedGather) {
   Experts e;
@@ -329,8 +337,9 @@ TEST(GatherQmmErrors, IndicesMustBeIntegral) {
 }
 TEST(GatherQmmErrors, InputsNeedTwoDimensions) {
   Experts e;
-  EXPECT_INVALID(qmm::gather_qmm(randn({128}), e.q.w_q, e.q.scales, e.q.biases, {}, idx({0}, {1})),
-                 "[gather_qmm] Input must have at least two dimensions but got input with shape (128).");
+  EXPECT_INVALID(
+      qmm::gather_qmm(randn({128}), e.q.w_q, e.q.scales, e.q.biases, {}, idx({0}, {1})),
+      "[gather_qmm] Input must have at least two dimensions but got input with shape (128).");
 }
 TEST(GatherQmmErrors, RhsOutOfRange) {
   Experts e;
@@ -355,12 +364,13 @@ TEST(GatherQmmErrors, LhsOutOfRange) {
 }
 TEST(GatherQmmErrors, IndicesMustBroadcast) {
   Experts e;
-  EXPECT_INVALID(qmm::gather_qmm(e.x, e.q.w_q, e.q.scales, e.q.biases, idx({0, 1, 2}, {3}),
-                                 idx({0, 1}, {2})),
-                 "[gather_qmm] Shapes (3) and (2) cannot be broadcast.");
+  EXPECT_INVALID(
+      qmm::gather_qmm(e.x, e.q.w_q, e.q.scales, e.q.biases, idx({0, 1, 2}, {3}), idx({0, 1}, {2})),
+      "[gather_qmm] Shapes (3) and (2) cannot be broadcast.");
 }
 TEST(GatherQmmErrors, InnerDimensionTaggedGather) {
   Experts e;
-  EXPECT_INVALID(qmm::gather_qmm(randn({4, 2, 64}), e.q.w_q, e.q.scales, e.q.biases, {}, idx({0}, {1})),
-                 "[gather_qmm] Last dimension of first input with shape (..., 64)");
+  EXPECT_INVALID(
+      qmm::gather_qmm(randn({4, 2, 64}), e.q.w_q, e.q.scales, e.q.biases, {}, idx({0}, {1})),
+      "[gather_qmm] Last dimension of first input with shape (..., 64)");
 }

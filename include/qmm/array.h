@@ -39,13 +39,34 @@ std::ostream& operator<<(std::ostream& os, Dtype t);
 // The C++ type stored for a dtype, e.g. dtype_of<float>() == Dtype::float32.
 template <class T>
 constexpr Dtype dtype_of();
-template <> constexpr Dtype dtype_of<float>() { return Dtype::float32; }
-template <> constexpr Dtype dtype_of<float16>() { return Dtype::float16; }
-template <> constexpr Dtype dtype_of<bfloat16>() { return Dtype::bfloat16; }
-template <> constexpr Dtype dtype_of<uint8_t>() { return Dtype::uint8; }
-template <> constexpr Dtype dtype_of<uint32_t>() { return Dtype::uint32; }
-template <> constexpr Dtype dtype_of<int32_t>() { return Dtype::int32; }
-template <> constexpr Dtype dtype_of<int64_t>() { return Dtype::int64; }
+template <>
+constexpr Dtype dtype_of<float>() {
+  return Dtype::float32;
+}
+template <>
+constexpr Dtype dtype_of<float16>() {
+  return Dtype::float16;
+}
+template <>
+constexpr Dtype dtype_of<bfloat16>() {
+  return Dtype::bfloat16;
+}
+template <>
+constexpr Dtype dtype_of<uint8_t>() {
+  return Dtype::uint8;
+}
+template <>
+constexpr Dtype dtype_of<uint32_t>() {
+  return Dtype::uint32;
+}
+template <>
+constexpr Dtype dtype_of<int32_t>() {
+  return Dtype::int32;
+}
+template <>
+constexpr Dtype dtype_of<int64_t>() {
+  return Dtype::int64;
+}
 
 namespace detail {
 struct ArrayImpl;

@@ -26,9 +26,11 @@ struct float16 {
     uint32_t sign = (x >> 16) & 0x8000u;
     uint32_t abs = x & 0x7fffffffu;
     if (abs >= 0x7f800000u) {  // inf or NaN; keep NaN quiet and non-zero
-      return static_cast<uint16_t>(sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u | ((abs >> 13) & 0x3ffu) : 0u));
+      return static_cast<uint16_t>(sign | 0x7c00u |
+                                   (abs > 0x7f800000u ? 0x200u | ((abs >> 13) & 0x3ffu) : 0u));
     }
-    if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds to >= 65520 → inf
+    if (abs >= 0x477ff000u)
+      return static_cast<uint16_t>(sign | 0x7c00u);  // rounds to >= 65520 → inf
     if (abs < 0x38800000u) {  // result is subnormal (|f| < 2^-14): round on the scaled value
       // 0.5f * 2^-23 ... uses float addition to perform round-to-nearest-even at 2^-24 granularity.
       float af = std::bit_cast<float>(abs) + 0.5f;  // 0.5 = 2^-1 puts bit 2^-24 at the ulp of 0.5
@@ -73,8 +75,9 @@ struct bfloat16 {
 
   static uint16_t from_float(float f) {
     uint32_t x = std::bit_cast<uint32_t>(f);
-    if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);  // quiet NaN
-    x += 0x7fffu + ((x >> 16) & 1u);  // round to nearest, ties to even
+    if ((x & 0x7fffffffu) > 0x7f800000u)
+      return static_cast<uint16_t>((x >> 16) | 0x40u);  // quiet NaN
+    x += 0x7fffu + ((x >> 16) & 1u);                    // round to nearest, ties to even
     return static_cast<uint16_t>(x >> 16);
   }
 

@@ -27,8 +27,8 @@ Quantized quantize(const Array& w, std::optional<int> group_size = std::nullopt,
 // scales' dtype (affine) or bfloat16 (fp modes).
 Array dequantize(const Array& w, const Array& scales,
                  const std::optional<Array>& biases = std::nullopt,
-                 std::optional<int> group_size = std::nullopt, std::optional<int> bits = std::nullopt,
-                 std::string_view mode = "affine",
+                 std::optional<int> group_size = std::nullopt,
+                 std::optional<int> bits = std::nullopt, std::string_view mode = "affine",
                  const std::optional<Array>& global_scale = std::nullopt,
                  std::optional<Dtype> dtype = std::nullopt, StreamOrDevice s = {});
 
@@ -50,8 +50,8 @@ Array gather_qmm(const Array& x, const Array& w, const std::optional<Array>& sca
                  const std::optional<Array>& biases = std::nullopt,
                  const std::optional<Array>& lhs_indices = std::nullopt,
                  const std::optional<Array>& rhs_indices = std::nullopt, bool transpose = true,
-                 std::optional<int> group_size = std::nullopt, std::optional<int> bits = std::nullopt,
-                 std::string_view mode = "affine", bool sorted_indices = false,
-                 StreamOrDevice s = {});
+                 std::optional<int> group_size = std::nullopt,
+                 std::optional<int> bits = std::nullopt, std::string_view mode = "affine",
+                 bool sorted_indices = false, StreamOrDevice s = {});
 
 }  // namespace qmm

@@ -93,7 +93,8 @@ Array view_of(const ArrayImpl& a, Shape shape, Strides strides, int64_t offset) 
 
 Array Array::from_data(const void* data, Shape shape, Dtype dtype, Device device) {
   for (int64_t d : shape)
-    if (d < 0) core::throw_invalid("array", "Negative dimension in shape ", core::ShapeText{shape}, ".");
+    if (d < 0)
+      core::throw_invalid("array", "Negative dimension in shape ", core::ShapeText{shape}, ".");
   auto& be = core::backend_for(device, "array");
   size_t bytes = static_cast<size_t>(detail::shape_size(shape)) * itemsize(dtype);
   auto buf = be.allocate(bytes, default_stream(device));
@@ -303,8 +304,10 @@ std::string Array::to_string() const {
   std::function<void(int, int64_t)> rec = [&](int axis, int64_t base) {
     if (axis == static_cast<int>(sh.size())) {
       double x = v[static_cast<size_t>(base)];
-      if (is_floating(dtype())) os << x;
-      else os << static_cast<int64_t>(x);
+      if (is_floating(dtype()))
+        os << x;
+      else
+        os << static_cast<int64_t>(x);
       return;
     }
     int64_t n = sh[axis];

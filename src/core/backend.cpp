@@ -29,8 +29,7 @@ Backend* find_backend(DeviceType type) {
 Backend& backend_for(Device d, const char* op) {
   Backend* be = find_backend(d.type);
   if (!be) {
-    throw_invalid(op, "Device ", to_string(d),
-                  " is not available: this build of qmm has no ",
+    throw_invalid(op, "Device ", to_string(d), " is not available: this build of qmm has no ",
                   d.type == DeviceType::gpu ? "CUDA" : "CPU", " backend.");
   }
   int n = be->device_count();
@@ -40,7 +39,8 @@ Backend& backend_for(Device d, const char* op) {
   return *be;
 }
 
-int64_t map_batch(const BatchMap& map, const Shape& batch_shape, int64_t b, const int64_t* indices) {
+int64_t map_batch(const BatchMap& map, const Shape& batch_shape, int64_t b,
+                  const int64_t* indices) {
   if (indices) return indices[b];
   int64_t off = 0;
   for (size_t i = batch_shape.size(); i-- > 0;) {

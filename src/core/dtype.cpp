@@ -9,8 +9,11 @@ namespace qmm {
 
 size_t itemsize(Dtype t) {
   switch (t) {
-    case Dtype::float32: case Dtype::uint32: case Dtype::int32: return 4;
-    case Dtype::float16: case Dtype::bfloat16: return 2;
+    case Dtype::float32:
+    case Dtype::uint32:
+    case Dtype::int32: return 4;
+    case Dtype::float16:
+    case Dtype::bfloat16: return 2;
     case Dtype::uint8: return 1;
     case Dtype::int64: return 8;
   }

@@ -26,6 +26,8 @@ template <class... Parts>
 struct ShapeText {
   const Shape& s;
 };
-inline std::ostream& operator<<(std::ostream& os, ShapeText t) { return os << shape_to_string(t.s); }
+inline std::ostream& operator<<(std::ostream& os, ShapeText t) {
+  return os << shape_to_string(t.s);
+}
 
 }  // namespace qmm::core

@@ -121,7 +121,7 @@ QMM_HD int ceil_log2(float v) {
   uint32_t b = float_bits(v);
   int exp = static_cast<int>((b >> 23) & 0xffu);
   uint32_t mant = b & 0x7fffffu;
-  if (exp == 0) {  // subnormal: v = mant * 2^-149
+  if (exp == 0) {                        // subnormal: v = mant * 2^-149
     int top = 31 - __builtin_clz(mant);  // highest set bit
     return top - 149 + ((mant & (mant - 1u)) ? 1 : 0);
   }
@@ -129,8 +129,6 @@ QMM_HD int ceil_log2(float v) {
 }
 
 // E8M0 scale byte -> 2^(s-127) (s = 255 -> inf, as MLX's CPU decodes it).
-QMM_HD float e8m0_to_float(uint32_t s) {
-  return bits_float(s == 0 ? 0x00400000u : (s << 23));
-}
+QMM_HD float e8m0_to_float(uint32_t s) { return bits_float(s == 0 ? 0x00400000u : (s << 23)); }
 
 }  // namespace qmm::core

@@ -35,8 +35,9 @@ void check_scale_types(QuantMode mode, const Array& scales, const std::optional<
     if (!biases || !biases->valid())
       throw_invalid(op, "Biases must be provided for affine quantization.");
     if (!is_floating(promote_types(scales.dtype(), biases->dtype())))
-      throw_invalid(op, "Only real floating types are supported but scales.dtype() == ",
-                    scales.dtype(), " and biases.dtype() == ", biases->dtype(), ".");
+      throw_invalid(op,
+                    "Only real floating types are supported but scales.dtype() == ", scales.dtype(),
+                    " and biases.dtype() == ", biases->dtype(), ".");
     return;
   }
   if (scales.dtype() != Dtype::uint8)

@@ -29,8 +29,9 @@ Weights resolve_weights(const Array& w, const std::optional<Array>& scales,
   require_valid(w, op, "w");
   if (scales && scales->valid()) return {w, *scales, biases};
   if (!is_floating(w.dtype()))
-    throw_invalid(op, "Scales must be provided when the weight matrix is already quantized (w has "
-                      "dtype ",
+    throw_invalid(op,
+                  "Scales must be provided when the weight matrix is already quantized (w has "
+                  "dtype ",
                   w.dtype(), ").");
   if (biases && biases->valid())
     throw_invalid(op,
@@ -60,11 +61,11 @@ QuantSpec validate(const Array& x, const Weights& W, bool transpose, std::option
                   ShapeText{w.shape()}, ".");
   const Shape& ws = w.shape();
   const Shape& ss = W.scales.shape();
-  bool same_batch = ss.size() >= ws.size() - 2 &&
-                    std::equal(ws.begin(), ws.end() - 2, ss.begin());
+  bool same_batch = ss.size() >= ws.size() - 2 && std::equal(ws.begin(), ws.end() - 2, ss.begin());
   if (!same_batch)
-    throw_invalid(op, "Weight and scales should have the same batch shape. Received weight with "
-                      "shape ",
+    throw_invalid(op,
+                  "Weight and scales should have the same batch shape. Received weight with "
+                  "shape ",
                   ShapeText{ws}, ", scales with ", ShapeText{ss}, ".");
   if (ws.back() * 32 / spec.bits != ss.back() * spec.group_size || (ws.back() * 32) % spec.bits)
     throw_invalid(op,
@@ -74,18 +75,18 @@ QuantSpec validate(const Array& x, const Weights& W, bool transpose, std::option
                   " with group_size=", spec.group_size, " and bits=", spec.bits);
   // qmm: MLX reads out of bounds when scales has other rows than w (Decision 3).
   if (ss.size() != ws.size() || ss[ss.size() - 2] != ws[ws.size() - 2])
-    throw_invalid(op, "Weight and scales should have the same number of rows. Received weight "
-                      "with shape ",
+    throw_invalid(op,
+                  "Weight and scales should have the same number of rows. Received weight "
+                  "with shape ",
                   ShapeText{ws}, ", scales with ", ShapeText{ss}, ".");
   int64_t unpacked = ws.back() * 32 / spec.bits;
   int64_t w_inner = transpose ? unpacked : ws[ws.size() - 2];
   int64_t w_outer = transpose ? ws[ws.size() - 2] : unpacked;
   if (x.ndim() < 1 || x.shape(-1) != w_inner)
-    throw_invalid(op, "Last dimension of first input with shape (..., ",
-                  x.ndim() ? x.shape(-1) : 0, ") does not match the expanded quantized matrix (",
-                  w_inner, ", ", w_outer, ") computed from shape ", ShapeText{ws},
-                  " with group_size=", spec.group_size, ", bits=", spec.bits,
-                  " and transpose=", transpose ? "true" : "false");
+    throw_invalid(op, "Last dimension of first input with shape (..., ", x.ndim() ? x.shape(-1) : 0,
+                  ") does not match the expanded quantized matrix (", w_inner, ", ", w_outer,
+                  ") computed from shape ", ShapeText{ws}, " with group_size=", spec.group_size,
+                  ", bits=", spec.bits, " and transpose=", transpose ? "true" : "false");
   Dtype out = mode == QuantMode::affine
                   ? promote_types(x.dtype(), promote_types(W.scales.dtype(), W.biases->dtype()))
                   : x.dtype();
@@ -104,8 +105,7 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
     int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
     int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
     if (da != db && da != 1 && db != 1)
-      throw_invalid(op, "Shapes ", ShapeText{a}, " and ", ShapeText{b},
-                    " cannot be broadcast.");
+      throw_invalid(op, "Shapes ", ShapeText{a}, " and ", ShapeText{b}, " cannot be broadcast.");
     out[i] = da == 1 ? db : da;
   }
   return out;
@@ -250,13 +250,13 @@ Array gather_qmm(const Array& x, const Array& w, const std::optional<Array>& sca
   p.x_batches = detail::shape_size(x_batch);
   p.w_batches = detail::shape_size(w_batch);
   if (has_lhs)
-    p.x_map.indices = prepare_indices(*lhs_indices, batch_shape, p.x_batches, "lhs_indices",
-                                      x.shape(), "x", s);
+    p.x_map.indices =
+        prepare_indices(*lhs_indices, batch_shape, p.x_batches, "lhs_indices", x.shape(), "x", s);
   else
     p.x_map.strides = batch_strides(x_batch, batch_shape);
   if (has_rhs)
-    p.w_map.indices = prepare_indices(*rhs_indices, batch_shape, p.w_batches, "rhs_indices",
-                                      W.w.shape(), "w", s);
+    p.w_map.indices =
+        prepare_indices(*rhs_indices, batch_shape, p.w_batches, "rhs_indices", W.w.shape(), "w", s);
   else
     p.w_map.strides = batch_strides(w_batch, batch_shape);
   // MLX honours the hint only when exactly one index array is given; so does qmm.

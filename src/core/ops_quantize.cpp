@@ -75,9 +75,9 @@ Quantized quantize(const Array& w, std::optional<int> group_size, std::optional<
 }
 
 Array dequantize(const Array& w, const Array& scales, const std::optional<Array>& biases,
-                 std::optional<int> group_size, std::optional<int> bits,
-                 std::string_view mode_str, const std::optional<Array>& global_scale,
-                 std::optional<Dtype> dtype, StreamOrDevice sd) {
+                 std::optional<int> group_size, std::optional<int> bits, std::string_view mode_str,
+                 const std::optional<Array>& global_scale, std::optional<Dtype> dtype,
+                 StreamOrDevice sd) {
   const char* op = "dequantize";
   require_valid(w, op, "w");
   require_valid(scales, op, "scales");
@@ -114,7 +114,7 @@ Array dequantize(const Array& w, const Array& scales, const std::optional<Array>
 
   // Defaults as MLX 0.32.4: the scales' type (affine), bfloat16 (fp modes), and float32 for
   // nvfp4 with a global scale (MLX always returns float32 there; qmm honours an explicit dtype).
-  Dtype out_dtype = dtype ? *dtype
+  Dtype out_dtype = dtype                       ? *dtype
                     : mode == QuantMode::affine ? promote_types(scales.dtype(), biases->dtype())
                     : global_scale              ? Dtype::float32
                                                 : Dtype::bfloat16;

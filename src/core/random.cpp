@@ -13,7 +13,9 @@ uint64_t next(uint64_t& state) {
   return z ^ (z >> 31);
 }
 // Uniform in (0, 1]: 53 random bits, never 0 so that log() is finite.
-double uniform(uint64_t& state) { return (static_cast<double>(next(state) >> 11) + 1.0) * 0x1.0p-53; }
+double uniform(uint64_t& state) {
+  return (static_cast<double>(next(state) >> 11) + 1.0) * 0x1.0p-53;
+}
 }  // namespace
 
 void fill_normal(float* out, int64_t n, uint64_t seed, float mean, float std) {

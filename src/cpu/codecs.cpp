@@ -107,7 +107,8 @@ void quantize_rows(const core::QuantizeProblem& p, int64_t r0, int64_t r1) {
       } else {
         // MLX takes max(|w|) with a NaN-propagating reduction (unlike the affine min/max).
         float amax = 0.0f;
-        for (float v : vals) amax = std::isnan(v) || std::isnan(amax) ? NAN : std::max(amax, std::abs(v));
+        for (float v : vals)
+          amax = std::isnan(v) || std::isnan(amax) ? NAN : std::max(amax, std::abs(v));
         if (p.spec.mode == QuantMode::nvfp4) {
           uint8_t sbyte;
           float enc = 0.0f;
@@ -179,8 +180,8 @@ void dequantize_rows(const core::DequantizeProblem& p, int64_t r0, int64_t r1) {
           }
           default: {
             float s = round_to(ot, core::e8m0_to_float(static_cast<const uint8_t*>(scales)[si]));
-            float e = p.spec.mode == QuantMode::mxfp4 ? core::e2m1_to_float(q)
-                                                      : core::e4m3_to_float(q);
+            float e =
+                p.spec.mode == QuantMode::mxfp4 ? core::e2m1_to_float(q) : core::e4m3_to_float(q);
             v = round_to(ot, e * s);
             break;
           }

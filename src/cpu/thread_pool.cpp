@@ -111,9 +111,7 @@ ThreadPool& thread_pool() {
 
 namespace qmm {
 
-int num_threads() {
-  return cpu::thread_pool().size();
-}
+int num_threads() { return cpu::thread_pool().size(); }
 
 void set_num_threads(int n) {
   if (n < 1) throw std::invalid_argument("[set_num_threads] The thread count must be at least 1.");

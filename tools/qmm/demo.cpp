@@ -24,15 +24,16 @@ double time_us(F&& fn, int reps = 21) {
   for (int i = 0; i < reps; ++i) {
     auto t0 = std::chrono::steady_clock::now();
     fn();
-    t.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    t.push_back(
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
   }
   std::nth_element(t.begin(), t.begin() + reps / 2, t.end());
   return t[reps / 2];
 }
 
 // y[m, n] = sum_k x[m, k] * w[n, k] in double.
-std::vector<double> matmul_nt(const std::vector<double>& x, const std::vector<double>& w,
-                              int64_t M, int64_t N, int64_t K, int64_t w_off = 0) {
+std::vector<double> matmul_nt(const std::vector<double>& x, const std::vector<double>& w, int64_t M,
+                              int64_t N, int64_t K, int64_t w_off = 0) {
   std::vector<double> y(static_cast<size_t>(M * N), 0.0);
   for (int64_t m = 0; m < M; ++m)
     for (int64_t n = 0; n < N; ++n) {
@@ -62,7 +63,7 @@ int run_demo(qmm::Device device) {
   Array x = Array::random_normal({M, K}, Dtype::float32, 1, 0, 1, device);
   Array w = Array::random_normal({N, K}, Dtype::float32, 2, 0, 1, device);
   Array y_auto = qmm::quantized_matmul(x, w, std::nullopt, std::nullopt, true, 32, std::nullopt,
-                                 "affine", device);
+                                       "affine", device);
   qmm::Quantized q = qmm::quantize(w, 32, 4, "affine", std::nullopt, device);
   Array y_pre = qmm::quantized_matmul(x, q.w_q, q.scales, q.biases, true, 32, 4, "affine", device);
   Array w_hat = qmm::dequantize(q.w_q, q.scales, q.biases, 32, 4, "affine", std::nullopt,
@@ -122,8 +123,8 @@ int run_demo(qmm::Device device) {
   for (int64_t i = 0; i < T * top_k; ++i)
     for (int64_t k = 0; k < EK; ++k) xs[i * EK + k] = static_cast<float>(xed[lhs_idx[i] * EK + k]);
   Array x_sorted = Array::from_vector(xs, {T * top_k, 1, EK}, device);
-  Array y_sorted = qmm::gather_qmm(x_sorted, qe.w_q, qe.scales, qe.biases, std::nullopt,
-                                   rhs_sorted, true, 64, 4, "affine", true, device);
+  Array y_sorted = qmm::gather_qmm(x_sorted, qe.w_q, qe.scales, qe.biases, std::nullopt, rhs_sorted,
+                                   true, 64, 4, "affine", true, device);
   // References in float64 from the dequantized experts.
   auto wed = qmm::dequantize(qe.w_q, qe.scales, qe.biases, 64, 4, "affine", std::nullopt,
                              Dtype::float32, device)
@@ -138,9 +139,11 @@ int run_demo(qmm::Device device) {
   auto ys = y_sorted.to_double_vector();
   std::vector<double> unsorted_back(ys.size());
   for (size_t i = 0; i < order.size(); ++i)
-    std::copy(ys.begin() + i * EN, ys.begin() + (i + 1) * EN, unsorted_back.begin() + order[i] * EN);
-  std::printf("gather_qmm (MoE: %lld experts, top-%lld, %lld tokens, expert %lldx%lld, 4-bit g64)\n",
-              (long long)E, (long long)top_k, (long long)T, (long long)EN, (long long)EK);
+    std::copy(ys.begin() + i * EN, ys.begin() + (i + 1) * EN,
+              unsorted_back.begin() + order[i] * EN);
+  std::printf(
+      "gather_qmm (MoE: %lld experts, top-%lld, %lld tokens, expert %lldx%lld, 4-bit g64)\n",
+      (long long)E, (long long)top_k, (long long)T, (long long)EN, (long long)EK);
   std::printf("  x %s  w_q %s  rhs_indices %s  ->  y %s\n", shape_str(xe).c_str(),
               shape_str(qe.w_q).c_str(), shape_str(rhs).c_str(), shape_str(y_moe).c_str());
   std::printf("  unsorted: max error vs float64 reference = %.3g\n",
@@ -153,8 +156,8 @@ int run_demo(qmm::Device device) {
         .wait();
   });
   double t_sor = time_us([&] {
-    qmm::gather_qmm(x_sorted, qe.w_q, qe.scales, qe.biases, std::nullopt, rhs_sorted, true, 64,
-                    4, "affine", true, device)
+    qmm::gather_qmm(x_sorted, qe.w_q, qe.scales, qe.biases, std::nullopt, rhs_sorted, true, 64, 4,
+                    "affine", true, device)
         .wait();
   });
   std::printf("  time per call: %.1f us (unsorted), %.1f us (sorted)\n", t_uns, t_sor);
