@@ -41,6 +41,7 @@ struct MmaArgs {
   void* out;
   int64_t w_rows, w_words, s_cols;
   int gs;
+  int gs_shift;  // log2(gs): group index by shift, not division
   const int* xidx;
   const int* widx;
   const int* order;
@@ -266,14 +267,15 @@ struct Stage {
 constexpr int kMmaWarps = 8;
 constexpr int kSub = 128;  // elements of K per warp step (4 lanes x 32)
 
-template <class F>
+// Sub-chunks of weights in flight per lane (registers: x is prefetched one sub-chunk ahead
+// too, and the kernel must stay within 128 registers for 2 CTAs per SM).
+template <class F, int NG>
 constexpr int prefetch_depth() {
-  return F::kWords <= 4 ? 4 : 2;  // ~64 bytes in flight per lane either way
+  return NG == 1 ? (F::kWords <= 4 ? 3 : 2) : 2;
 }
 
-template <class T, class F, int NG>
-__global__ void __launch_bounds__(256, 2) qmv_mma_kernel(MmaArgs a) {
-  constexpr int PF = prefetch_depth<F>();
+template <class T, class F, int NG, int PF = prefetch_depth<F, NG>(), int MinBlocks = 2>
+__global__ void __launch_bounds__(256, MinBlocks) qmv_mma_kernel(MmaArgs a) {
   constexpr int kRows = 8 * NG;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, c = lane & 3;
@@ -344,14 +346,20 @@ __global__ void __launch_bounds__(256, 2) qmv_mma_kernel(MmaArgs a) {
   const int64_t nsub = (a.K + kSub - 1) / kSub;
   const int niter = nsub > warp ? static_cast<int>((nsub - warp + kMmaWarps - 1) / kMmaWarps) : 0;
 
+  // 32-bit offsets from per-lane bases (a row holds < 2^31 elements); k advances by
+  // kMmaWarps * kSub per iteration.
+  const int kbase = warp * kSub + 32 * c;
+  const int K32 = static_cast<int>(a.K);
+#pragma unroll
+  for (int h = 0; h < 2; ++h) wrow[h] += (kbase / 32) * F::kWords;
   auto load_stage = [&](Stage<F>& st, int it) {
-    const int64_t k = (int64_t(warp) + int64_t(it) * kMmaWarps) * kSub + 32 * c;
-    const bool kok = it < niter && k < a.K;
+    const int k = kbase + it * (kMmaWarps * kSub);
+    const bool kok = it < niter && k < K32;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       if (kok && row_ok[h]) {
-        load_words<F::kWords>(st.w[h], wrow[h] + (k / 32) * F::kWords);
-        const int64_t gi = k / a.gs;
+        load_words<F::kWords>(st.w[h], wrow[h] + it * (kMmaWarps * kSub / 32 * F::kWords));
+        const int gi = k >> a.gs_shift;
         if constexpr (F::kAffine) {
           st.s[h][0] = __ldg(srow16[h] + gi);
           st.b[h] = __ldg(brow16[h] + gi);
@@ -376,9 +384,34 @@ __global__ void __launch_bounds__(256, 2) qmv_mma_kernel(MmaArgs a) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[j][i] = 0.0f;
 
+  // Activations of iteration `it` for this lane's token rows (zeros outside K or the segment).
+  auto load_x = [&](uint32_t (&Xd)[NG][16], int it) {
+    const int k = kbase + it * (kMmaWarps * kSub);
+    const bool kok = it < niter && k < K32;
+#pragma unroll
+    for (int j = 0; j < NG; ++j) {
+      if (kok && xrow[j]) {
+        const uint4* src = reinterpret_cast<const uint4*>(xrow[j] + k);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          uint4 v = __ldg(src + i);
+          Xd[j][4 * i] = v.x;
+          Xd[j][4 * i + 1] = v.y;
+          Xd[j][4 * i + 2] = v.z;
+          Xd[j][4 * i + 3] = v.w;
+        }
+      } else {
+#pragma unroll
+        for (int i = 0; i < 16; ++i) Xd[j][i] = 0;
+      }
+    }
+  };
+
   Stage<F> st[PF];
 #pragma unroll
   for (int i = 0; i < PF; ++i) load_stage(st[i], i);
+  uint32_t Xn[NG][16];
+  load_x(Xn, 0);
 
   for (int it0 = 0; it0 < niter; it0 += PF) {
 #pragma unroll
@@ -387,36 +420,26 @@ __global__ void __launch_bounds__(256, 2) qmv_mma_kernel(MmaArgs a) {
       if (it < niter) {
         Stage<F> cur = st[jj];
         load_stage(st[jj], it + PF);
-        const int64_t k = (int64_t(warp) + int64_t(it) * kMmaWarps) * kSub + 32 * c;
-        const bool kok = k < a.K;
-        // x: this lane's 32 elements of each token row, natural pairs, then permuted pairs.
+        // x: this lane's 32 elements of each token row (loaded one iteration ahead), as the
+        // pairs the format's weight decode produces.
+        uint32_t X[NG][16];
+#pragma unroll
+        for (int j = 0; j < NG; ++j)
+#pragma unroll
+          for (int i = 0; i < 16; ++i) X[j][i] = Xn[j][i];
+        load_x(Xn, it + 1);
         uint32_t xp[NG][16];
 #pragma unroll
         for (int j = 0; j < NG; ++j) {
-          uint32_t X[16];
-          if (kok && xrow[j]) {
-            const uint4* src = reinterpret_cast<const uint4*>(xrow[j] + k);
-#pragma unroll
-            for (int i = 0; i < 4; ++i) {
-              uint4 v = __ldg(src + i);
-              X[4 * i] = v.x;
-              X[4 * i + 1] = v.y;
-              X[4 * i + 2] = v.z;
-              X[4 * i + 3] = v.w;
-            }
-          } else {
-#pragma unroll
-            for (int i = 0; i < 16; ++i) X[i] = 0;
-          }
 #pragma unroll
           for (int p = 0; p < 16; ++p) {
             const int e0 = F::pos(p, 0), e1 = F::pos(p, 1);
             if (e1 == e0 + 1 && e0 % 2 == 0) {
-              xp[j][p] = X[e0 / 2];
+              xp[j][p] = X[j][e0 / 2];
             } else {
               const uint32_t sel = (2 * (e0 % 2)) | ((2 * (e0 % 2) + 1) << 4) |
                                    ((4 + 2 * (e1 % 2)) << 8) | ((5 + 2 * (e1 % 2)) << 12);
-              xp[j][p] = __byte_perm(X[e0 / 2], X[e1 / 2], sel);
+              xp[j][p] = __byte_perm(X[j][e0 / 2], X[j][e1 / 2], sel);
             }
           }
         }
@@ -495,6 +518,8 @@ inline MmaArgs make_mma_args(const MatmulArgs& m) {
   a.w_words = m.w_words;
   a.s_cols = m.s_cols;
   a.gs = m.spec.group_size;
+  a.gs_shift = 0;
+  while ((1 << a.gs_shift) < a.gs) ++a.gs_shift;
   a.xidx = m.xidx;
   a.widx = m.widx;
   a.order = m.order;

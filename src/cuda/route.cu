@@ -2,7 +2,8 @@
 // graph capturable): resolves each output item's x and w batch, checks gathered indices
 // (reporting the first bad one through the device error word and using 0 instead, so no kernel
 // ever reads out of bounds), and optionally groups items by w batch ("expert"):
-//  - sorted hint: segments are the runs of equal consecutive w batches (correct for any input);
+//  - sorted hint: segments are the runs of equal consecutive w batches (no reordering); if there
+//    are more runs than experts the hint was wrong and the counting sort below is used instead;
 //  - otherwise: a counting sort by w batch; segments are the active experts.
 // One block does it all: batches are small (tokens x top-k), and one launch is cheaper than a
 // multi-kernel sort at decode sizes.
@@ -96,11 +97,17 @@ __global__ void __launch_bounds__(kThreads) route_kernel(Map xm, Map wm, int64_t
       int flag = b < batch && (b == 0 || r.widx[b] != r.widx[b - 1]);
       int total;
       int pos = block_exclusive_scan(flag, &total);
-      if (flag) r.seg_start[base + pos] = static_cast<int>(b);
+      if (flag && base + pos < batch) r.seg_start[base + pos] = static_cast<int>(b);
       if (b < batch) r.order[b] = static_cast<int>(b);
       base += total;
     }
-  } else {
+    // More runs than experts: the hint was wrong. Group by counting sort instead, so that the
+    // number of segments stays within min(batch, experts), the bound the grid was sized for.
+    if (base > w_batches) base = -1;
+    __syncthreads();
+  }
+  if (!sorted || base < 0) {
+    base = 0;
     int* counts = r.counts;
     for (int64_t e = threadIdx.x; e < w_batches; e += kThreads) counts[e] = 0;
     __syncthreads();

@@ -100,8 +100,8 @@ struct Measured {
 std::string dense_kernel(const Case& c) {
   const bool mma = (c.dt == Dtype::bfloat16 || (c.dt == Dtype::float16 && c.mode == "affine")) &&
                    c.K % 32 == 0;
-  if (mma && c.M <= 64) return "qmv_mma";
-  if (!mma && c.M <= 16) return "generic";
+  if (mma && c.M <= 32) return "qmv_mma";
+  if (!mma && c.M <= 8) return c.K % 32 == 0 ? "qmv_simt" : "generic";
   return "dequant+cublas";
 }
 
