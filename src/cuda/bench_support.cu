@@ -94,7 +94,8 @@ double copy_bandwidth_GBps(int device, size_t bytes, int iters) {
   check(cudaMalloc(&a, bytes), "bench");
   check(cudaMalloc(&b, bytes), "bench");
   check(cudaMemsetAsync(a, 1, bytes, st), "bench");
-  double ms = time_events(st, iters, [&] { cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, st); });
+  double ms =
+      time_events(st, iters, [&] { cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, st); });
   cudaFree(a);
   cudaFree(b);
   return 2.0 * bytes / (ms * 1e-3) / 1e9;
@@ -138,8 +139,12 @@ void fill_normal(void* p, Dtype t, size_t n, float std, unsigned long long seed,
   cudaStream_t st = ctx.stream(0);
   unsigned grid = ctx.sm_count() * 4;
   switch (t) {
-    case Dtype::bfloat16: normal_kernel<<<grid, 256, 0, st>>>(static_cast<__nv_bfloat16*>(p), n, std, seed); break;
-    case Dtype::float16: normal_kernel<<<grid, 256, 0, st>>>(static_cast<__half*>(p), n, std, seed); break;
+    case Dtype::bfloat16:
+      normal_kernel<<<grid, 256, 0, st>>>(static_cast<__nv_bfloat16*>(p), n, std, seed);
+      break;
+    case Dtype::float16:
+      normal_kernel<<<grid, 256, 0, st>>>(static_cast<__half*>(p), n, std, seed);
+      break;
     default: normal_kernel<<<grid, 256, 0, st>>>(static_cast<float*>(p), n, std, seed); break;
   }
   check_launch("bench");
@@ -152,10 +157,12 @@ void cublas_gemm(int device, int stream_index, Dtype t, int64_t M, int64_t N, in
   auto h = static_cast<cublasHandle_t>(ctx.cublas_handle());
   cublasSetStream(h, ctx.stream(stream_index));
   const float one = 1.0f, zero = 0.0f;
-  cudaDataType_t ty = t == Dtype::bfloat16 ? CUDA_R_16BF : t == Dtype::float16 ? CUDA_R_16F : CUDA_R_32F;
-  cublasStatus_t s = cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(M), int(K), &one, w, ty,
-                                  int(K), x, ty, int(K), &zero, out, ty, int(N), CUBLAS_COMPUTE_32F,
-                                  CUBLAS_GEMM_DEFAULT);
+  cudaDataType_t ty = t == Dtype::bfloat16  ? CUDA_R_16BF
+                      : t == Dtype::float16 ? CUDA_R_16F
+                                            : CUDA_R_32F;
+  cublasStatus_t s =
+      cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(M), int(K), &one, w, ty, int(K), x, ty,
+                   int(K), &zero, out, ty, int(N), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
   if (s != CUBLAS_STATUS_SUCCESS) throw std::runtime_error("[bench] cublasGemmEx failed");
 }
 

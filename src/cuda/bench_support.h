@@ -26,8 +26,8 @@ double copy_bandwidth_GBps(int device, size_t bytes, int iters = 10);
 
 // Captures `reps` calls of enqueue(rep) on qmm stream `stream_index` into one CUDA graph,
 // replays it `iters` times (after a warm-up) and returns the median time per call in us.
-double time_graph(int device, int stream_index, const std::function<void(int)>& enqueue,
-                  int reps, int iters);
+double time_graph(int device, int stream_index, const std::function<void(int)>& enqueue, int reps,
+                  int iters);
 
 // Raw device memory for baselines.
 void* device_alloc(int device, size_t bytes);

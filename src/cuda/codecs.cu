@@ -163,14 +163,16 @@ __global__ void dequantize_kernel(DequantArgs a) {
     float v;
     switch (a.mode) {
       case QuantMode::affine: {
-        float prod = round_to(a.st, __fmul_rn(static_cast<float>(q), load_float(a.scales, a.st, si)));
+        float prod =
+            round_to(a.st, __fmul_rn(static_cast<float>(q), load_float(a.scales, a.st, si)));
         v = round_to(a.st, __fadd_rn(prod, load_float(a.biases, a.st, si)));
         break;
       }
       case QuantMode::nvfp4: {
         const float s = core::e4m3_to_float(static_cast<const uint8_t*>(a.scales)[si]);
         if (a.global)  // MLX: in float32, code * (scale * (G / 2688))
-          v = round_to(a.ot, __fmul_rn(e2m1_value(q), __fmul_rn(s, __fdiv_rn(*a.global, 448.0f * 6.0f))));
+          v = round_to(a.ot,
+                       __fmul_rn(e2m1_value(q), __fmul_rn(s, __fdiv_rn(*a.global, 448.0f * 6.0f))));
         else
           v = round_to(a.ot, __fmul_rn(e2m1_value(q), round_to(a.ot, s)));
         break;

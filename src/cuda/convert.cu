@@ -47,7 +47,9 @@ __device__ int64_t to_int64(double v) {
 __device__ void store_double(void* p, Dtype t, int64_t i, double v) {
   switch (t) {
     case Dtype::float32: static_cast<float*>(p)[i] = __double2float_rn(v); break;
-    case Dtype::float16: static_cast<uint16_t*>(p)[i] = f32_to_f16_bits(__double2float_rn(v)); break;
+    case Dtype::float16:
+      static_cast<uint16_t*>(p)[i] = f32_to_f16_bits(__double2float_rn(v));
+      break;
     case Dtype::bfloat16:
       static_cast<uint16_t*>(p)[i] = f32_to_bf16_bits(__double2float_rn(v));
       break;
@@ -99,10 +101,22 @@ void launch_convert(const StridedView& v, Dtype st, void* dst, Dtype dt, int64_t
   unsigned grid = grid_for(n, kThreads);
   if (st == dt) {
     switch (itemsize(st)) {
-      case 1: copy_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const uint8_t*>(v.base), d, static_cast<uint8_t*>(dst), n); break;
-      case 2: copy_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const uint16_t*>(v.base), d, static_cast<uint16_t*>(dst), n); break;
-      case 4: copy_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const uint32_t*>(v.base), d, static_cast<uint32_t*>(dst), n); break;
-      default: copy_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const uint64_t*>(v.base), d, static_cast<uint64_t*>(dst), n); break;
+      case 1:
+        copy_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const uint8_t*>(v.base), d,
+                                                   static_cast<uint8_t*>(dst), n);
+        break;
+      case 2:
+        copy_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const uint16_t*>(v.base), d,
+                                                   static_cast<uint16_t*>(dst), n);
+        break;
+      case 4:
+        copy_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const uint32_t*>(v.base), d,
+                                                   static_cast<uint32_t*>(dst), n);
+        break;
+      default:
+        copy_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const uint64_t*>(v.base), d,
+                                                   static_cast<uint64_t*>(dst), n);
+        break;
     }
   } else if (is_floating(st) && is_floating(dt)) {
     convert_float_kernel<<<grid, kThreads, 0, stream>>>(v.base, st, d, dst, dt, n);

@@ -41,7 +41,9 @@ QMM_DEV uint16_t f32_to_bf16_bits(float f) {
 }
 
 QMM_DEV float f16_bits_to_f32(uint16_t h) { return __half2float(__ushort_as_half(h)); }
-QMM_DEV float bf16_bits_to_f32(uint16_t b) { return __uint_as_float(static_cast<uint32_t>(b) << 16); }
+QMM_DEV float bf16_bits_to_f32(uint16_t b) {
+  return __uint_as_float(static_cast<uint32_t>(b) << 16);
+}
 
 // Element i of a floating buffer of dtype t, as float (exact).
 QMM_DEV float load_float(const void* p, Dtype t, int64_t i) {
@@ -74,20 +76,32 @@ QMM_DEV float round_to(Dtype t, float v) {
 template <class T>
 QMM_DEV float to_f32(T v);
 template <>
-QMM_DEV float to_f32<float>(float v) { return v; }
+QMM_DEV float to_f32<float>(float v) {
+  return v;
+}
 template <>
-QMM_DEV float to_f32<__half>(__half v) { return __half2float(v); }
+QMM_DEV float to_f32<__half>(__half v) {
+  return __half2float(v);
+}
 template <>
-QMM_DEV float to_f32<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
+QMM_DEV float to_f32<__nv_bfloat16>(__nv_bfloat16 v) {
+  return __bfloat162float(v);
+}
 
 template <class T>
 QMM_DEV T from_f32(float v);
 template <>
-QMM_DEV float from_f32<float>(float v) { return v; }
+QMM_DEV float from_f32<float>(float v) {
+  return v;
+}
 template <>
-QMM_DEV __half from_f32<__half>(float v) { return __float2half_rn(v); }
+QMM_DEV __half from_f32<__half>(float v) {
+  return __float2half_rn(v);
+}
 template <>
-QMM_DEV __nv_bfloat16 from_f32<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+QMM_DEV __nv_bfloat16 from_f32<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
 
 // E2M1 code -> float without a lookup table (bit placement into float, then x 2^126, exact).
 QMM_DEV float e2m1_value(uint32_t code) {

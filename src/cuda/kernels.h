@@ -43,14 +43,14 @@ struct BatchMapView {
   int code = 0;       // kBadLhsIndex / kBadRhsIndex
 };
 struct Routing {
-  int* xidx = nullptr;       // [batch]
-  int* widx = nullptr;       // [batch]
-  int* order = nullptr;      // [batch]   items grouped by segment (only when grouping)
-  int* seg_start = nullptr;  // [batch+1] segment s = order[seg_start[s] .. seg_start[s+1])
+  int* xidx = nullptr;          // [batch]
+  int* widx = nullptr;          // [batch]
+  int* order = nullptr;         // [batch]   items grouped by segment (only when grouping)
+  int* seg_start = nullptr;     // [batch+1] segment s = order[seg_start[s] .. seg_start[s+1])
   int* num_segments = nullptr;  // [1]
-  int* counts = nullptr;     // [w_batches + 1] scratch for the counting sort
-  int2* work = nullptr;      // [work_slots] (segment, row chunk) pairs for the decode kernel
-  int* num_work = nullptr;   // [1]
+  int* counts = nullptr;        // [w_batches + 1] scratch for the counting sort
+  int2* work = nullptr;         // [work_slots] (segment, row chunk) pairs for the decode kernel
+  int* num_work = nullptr;      // [1]
 };
 // rows_per_chunk: rows of a segment one CTA of the decode kernel takes (items * M per segment).
 void launch_route(const BatchMapView& xmap, const BatchMapView& wmap, int64_t batch,
@@ -69,17 +69,18 @@ struct MatmulArgs {
   const void* scales = nullptr;
   const void* biases = nullptr;
   void* out = nullptr;
-  int64_t w_rows = 0, w_words = 0, s_cols = 0;  // stored matrix: rows, words per row, groups per row
+  int64_t w_rows = 0, w_words = 0,
+          s_cols = 0;  // stored matrix: rows, words per row, groups per row
   // Per item b: x batch xidx[b], w batch widx[b] (null: 0). Segments (null: one per item).
   const int* xidx = nullptr;
   const int* widx = nullptr;
   const int* order = nullptr;
   const int* seg_start = nullptr;
   const int* num_segments = nullptr;
-  const int2* work = nullptr;    // (segment, chunk) per work slot (gather), null: implicit
+  const int2* work = nullptr;  // (segment, chunk) per work slot (gather), null: implicit
   const int* num_work = nullptr;
-  int64_t work_slots = 1;        // grid size over work slots (an upper bound when gathered)
-  int rows_per_chunk = 8;        // 8 or 16 token rows per CTA
+  int64_t work_slots = 1;  // grid size over work slots (an upper bound when gathered)
+  int rows_per_chunk = 8;  // 8 or 16 token rows per CTA
   int sm_count = 132;
 };
 

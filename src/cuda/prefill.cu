@@ -44,7 +44,8 @@ __global__ void dequant_tile_kernel(TileArgs a) {
                to_f32(static_cast<const T*>(a.biases)[si]));
     } else {
       const uint8_t sb = static_cast<const uint8_t*>(a.scales)[si];
-      const float s = a.mode == QuantMode::nvfp4 ? core::e4m3_to_float(sb) : core::e8m0_to_float(sb);
+      const float s =
+          a.mode == QuantMode::nvfp4 ? core::e4m3_to_float(sb) : core::e8m0_to_float(sb);
       v = (a.mode == QuantMode::mxfp8 ? core::e4m3_to_float(q) : e2m1_value(q)) * s;
     }
     static_cast<T*>(a.dst)[(i / a.cols) * a.ld + i % a.cols] = from_f32<T>(v);
@@ -77,9 +78,12 @@ __global__ void dequant_tile_words(TileArgs a) {
     for (int j = 0; j < kPer; ++j) {
       const uint32_t q = (word >> (Bits * j)) & ((1u << Bits) - 1u);
       float f;
-      if (a.mode == QuantMode::affine) f = fmaf(static_cast<float>(q), s, b);
-      else if (a.mode == QuantMode::mxfp8) f = core::e4m3_to_float(q) * s;
-      else f = e2m1_value(q) * s;
+      if (a.mode == QuantMode::affine)
+        f = fmaf(static_cast<float>(q), s, b);
+      else if (a.mode == QuantMode::mxfp8)
+        f = core::e4m3_to_float(q) * s;
+      else
+        f = e2m1_value(q) * s;
       v[j] = from_f32<T>(f);
     }
     T* dst = static_cast<T*>(a.dst) + rr * a.ld + wi * kPer;
@@ -137,8 +141,8 @@ void launch_dequant_tile(const MatmulArgs& a, int64_t wb, int64_t r0, int64_t r1
   t.w = a.w + wb * a.w_rows * a.w_words;
   const size_t ssz = a.spec.mode == QuantMode::affine ? itemsize(a.dtype) : 1;
   t.scales = static_cast<const char*>(a.scales) + wb * a.w_rows * a.s_cols * ssz;
-  t.biases = a.biases ? static_cast<const char*>(a.biases) + wb * a.w_rows * a.s_cols * ssz
-                      : nullptr;
+  t.biases =
+      a.biases ? static_cast<const char*>(a.biases) + wb * a.w_rows * a.s_cols * ssz : nullptr;
   t.w_words = a.w_words;
   t.s_cols = a.s_cols;
   t.r0 = r0;
@@ -187,13 +191,12 @@ void launch_prefill(const MatmulArgs& a, const std::vector<int64_t>& xb,
       const char* x = static_cast<const char*>(a.x) + xb[b] * a.M * a.K * es;
       char* out = static_cast<char*>(a.out) + (b * a.M * a.N + n0) * es;
       // Column-major view: out^T (tn x M, ld N) = Wtile (tn x K) * x^T (K x M, ld K).
-      check_cublas(
-          cublasGemmEx(handle, a.transpose ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N,
-                       static_cast<int>(tn), static_cast<int>(a.M), static_cast<int>(a.K), &one,
-                       scratch.get(), ty, static_cast<int>(a.transpose ? a.K : tn), x, ty,
-                       static_cast<int>(a.K), &zero, out, ty, static_cast<int>(a.N),
-                       CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-          "quantized_matmul");
+      check_cublas(cublasGemmEx(handle, a.transpose ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N,
+                                static_cast<int>(tn), static_cast<int>(a.M), static_cast<int>(a.K),
+                                &one, scratch.get(), ty, static_cast<int>(a.transpose ? a.K : tn),
+                                x, ty, static_cast<int>(a.K), &zero, out, ty, static_cast<int>(a.N),
+                                CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                   "quantized_matmul");
     }
   }
 }

@@ -140,13 +140,17 @@ QMM_DEV void load_chunk(uint32_t (&dst)[W], const uint32_t* src) {
 #pragma unroll
     for (int i = 0; i < W / 4; ++i) {
       uint4 v = __ldcs(reinterpret_cast<const uint4*>(src) + i);
-      dst[4 * i] = v.x; dst[4 * i + 1] = v.y; dst[4 * i + 2] = v.z; dst[4 * i + 3] = v.w;
+      dst[4 * i] = v.x;
+      dst[4 * i + 1] = v.y;
+      dst[4 * i + 2] = v.z;
+      dst[4 * i + 3] = v.w;
     }
   } else if constexpr (W % 2 == 0) {
 #pragma unroll
     for (int i = 0; i < W / 2; ++i) {
       uint2 v = __ldcs(reinterpret_cast<const uint2*>(src) + i);
-      dst[2 * i] = v.x; dst[2 * i + 1] = v.y;
+      dst[2 * i] = v.x;
+      dst[2 * i + 1] = v.y;
     }
   } else {
 #pragma unroll
@@ -157,7 +161,8 @@ QMM_DEV void load_chunk(uint32_t (&dst)[W], const uint32_t* src) {
 template <int Bits>
 QMM_DEV uint32_t chunk_element(const uint32_t* w, int i) {
   const int bit = i * Bits, word = bit / 32, sh = bit % 32;
-  const uint32_t v = (sh + Bits <= 32) ? (w[word] >> sh) : __funnelshift_r(w[word], w[word + 1], sh);
+  const uint32_t v =
+      (sh + Bits <= 32) ? (w[word] >> sh) : __funnelshift_r(w[word], w[word + 1], sh);
   return v & ((1u << Bits) - 1u);
 }
 
@@ -168,7 +173,10 @@ QMM_DEV void load_x32(float (&xv)[32], const T* p) {
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
       float4 v = __ldg(reinterpret_cast<const float4*>(p) + i);
-      xv[4 * i] = v.x; xv[4 * i + 1] = v.y; xv[4 * i + 2] = v.z; xv[4 * i + 3] = v.w;
+      xv[4 * i] = v.x;
+      xv[4 * i + 1] = v.y;
+      xv[4 * i + 2] = v.z;
+      xv[4 * i + 3] = v.w;
     }
   } else {
 #pragma unroll
@@ -333,7 +341,9 @@ void launch_typed(const MatmulArgs& m, float* workspace, cudaStream_t stream) {
     if (simt_supported(m)) {
       if constexpr (std::is_same_v<T, float>) {
         switch (m.spec.mode) {
-          case QuantMode::affine: launch_simt_bits<T, SimtMode::affine>(m.spec.bits, a, grid, stream); break;
+          case QuantMode::affine:
+            launch_simt_bits<T, SimtMode::affine>(m.spec.bits, a, grid, stream);
+            break;
           case QuantMode::mxfp4: launch_simt_bits<T, SimtMode::mxfp4>(4, a, grid, stream); break;
           case QuantMode::nvfp4: launch_simt_bits<T, SimtMode::nvfp4>(4, a, grid, stream); break;
           default: launch_simt_bits<T, SimtMode::mxfp8>(8, a, grid, stream); break;
@@ -354,8 +364,8 @@ void launch_typed(const MatmulArgs& m, float* workspace, cudaStream_t stream) {
     qmm_n_generic<T><<<grid, 256, 0, stream>>>(a);
     if (a.partial) {
       int64_t n = m.batch * m.M * m.N;
-      reduce_splits<T><<<grid_for(n, 256), 256, 0, stream>>>(a.partial, a.ksplit, n,
-                                                            static_cast<T*>(m.out));
+      reduce_splits<T>
+          <<<grid_for(n, 256), 256, 0, stream>>>(a.partial, a.ksplit, n, static_cast<T*>(m.out));
     }
   }
   check_launch("quantized_matmul");

@@ -81,7 +81,9 @@ struct H2<__nv_bfloat16> {
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
   }
-  QMM_DEV static uint16_t from_float(float v) { return __bfloat16_as_ushort(__float2bfloat16_rn(v)); }
+  QMM_DEV static uint16_t from_float(float v) {
+    return __bfloat16_as_ushort(__float2bfloat16_rn(v));
+  }
 };
 template <>
 struct H2<__half> {
@@ -385,7 +387,7 @@ __global__ void __launch_bounds__(256, MinBlocks) qmv_mma_kernel(MmaArgs a) {
     for (int i = 0; i < 4; ++i) acc[j][i] = 0.0f;
 
   // Activations of iteration `it` for this lane's token rows (zeros outside K or the segment).
-  auto load_x = [&](uint32_t (&Xd)[NG][16], int it) {
+  auto load_x = [&](uint32_t(&Xd)[NG][16], int it) {
     const int k = kbase + it * (kMmaWarps * kSub);
     const bool kok = it < niter && k < K32;
 #pragma unroll

@@ -79,11 +79,9 @@ __device__ int block_exclusive_scan(int v, int* total) {
   return prefix;
 }
 
-__global__ void __launch_bounds__(kThreads) route_kernel(Map xm, Map wm, int64_t batch,
-                                                         int64_t w_batches, int64_t M,
-                                                         bool group, bool sorted,
-                                                         int rows_per_chunk, Routing r,
-                                                         ErrorSink err) {
+__global__ void __launch_bounds__(kThreads)
+    route_kernel(Map xm, Map wm, int64_t batch, int64_t w_batches, int64_t M, bool group,
+                 bool sorted, int rows_per_chunk, Routing r, ErrorSink err) {
   for (int64_t b = threadIdx.x; b < batch; b += kThreads) {
     r.xidx[b] = resolve(xm, b, err);
     r.widx[b] = resolve(wm, b, err);
@@ -172,8 +170,8 @@ Map to_map(const BatchMapView& v) {
 void launch_route(const BatchMapView& xmap, const BatchMapView& wmap, int64_t batch,
                   int64_t w_batches, int64_t M, bool group, bool sorted, int rows_per_chunk,
                   const Routing& r, ErrorSink err, cudaStream_t stream) {
-  route_kernel<<<1, kThreads, 0, stream>>>(to_map(xmap), to_map(wmap), batch, w_batches, M,
-                                           group, sorted, rows_per_chunk, r, err);
+  route_kernel<<<1, kThreads, 0, stream>>>(to_map(xmap), to_map(wmap), batch, w_batches, M, group,
+                                           sorted, rows_per_chunk, r, err);
   check_launch("gather_qmm");
 }
 

@@ -14,8 +14,8 @@ namespace qmm::cuda {
 void check(cudaError_t e, const char* op) {
   if (e != cudaSuccess) {
     cudaGetLastError();  // clear sticky-free errors so later calls are not blamed
-    throw std::runtime_error(core::concat("[", op, "] CUDA error: ", cudaGetErrorName(e), ": ",
-                                          cudaGetErrorString(e)));
+    throw std::runtime_error(
+        core::concat("[", op, "] CUDA error: ", cudaGetErrorName(e), ": ", cudaGetErrorString(e)));
   }
 }
 
@@ -72,8 +72,9 @@ DeviceContext::DeviceContext(int device) : device_(device) {
   // Keep freed memory in the pool: no cudaMalloc/cudaFree on the hot path after warm-up.
   uint64_t keep = UINT64_MAX;
   check(cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReleaseThreshold, &keep), "gpu");
-  check(cudaHostAlloc(reinterpret_cast<void**>(&err_host_), sizeof(DeviceError), cudaHostAllocMapped),
-        "gpu");
+  check(
+      cudaHostAlloc(reinterpret_cast<void**>(&err_host_), sizeof(DeviceError), cudaHostAllocMapped),
+      "gpu");
   std::memset(err_host_, 0, sizeof(DeviceError));
   check(cudaHostGetDevicePointer(reinterpret_cast<void**>(&err_dev_), err_host_, 0), "gpu");
   check(cudaMalloc(reinterpret_cast<void**>(&claim_dev_), sizeof(int)), "gpu");
@@ -143,8 +144,8 @@ void DeviceContext::raise_pending_error() {
   const char* which = copy.code == kBadLhsIndex ? "lhs_indices" : "rhs_indices";
   const char* operand = copy.code == kBadLhsIndex ? "x" : "w";
   core::throw_invalid("gather_qmm", which, " contains ", copy.value, " at flat position ",
-                      copy.position, ", outside the valid range [0, ", copy.limit, ") of ",
-                      operand, "'s batch (detected on gpu:", device_, ").");
+                      copy.position, ", outside the valid range [0, ", copy.limit, ") of ", operand,
+                      "'s batch (detected on gpu:", device_, ").");
 }
 
 void* DeviceContext::cublas_handle() {

@@ -25,7 +25,7 @@ void check_launch(const char* op);
 // to host-mapped memory with plain stores, `code` last. The host reads and clears it when a
 // completion or stream of that device is waited on.
 struct DeviceError {
-  int code;        // 0 = none; kBadLhsIndex / kBadRhsIndex
+  int code;  // 0 = none; kBadLhsIndex / kBadRhsIndex
   int pad;
   long long value;     // the offending index value
   long long position;  // its flat position
@@ -114,7 +114,9 @@ class Scratch {
   Scratch& operator=(const Scratch&) = delete;
   void* get() const { return ptr_; }
   template <class T>
-  T* as() const { return static_cast<T*>(ptr_); }
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
 
  private:
   void* ptr_ = nullptr;

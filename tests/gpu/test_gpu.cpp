@@ -36,8 +36,8 @@ Array randn(Shape s, Dtype t = Dtype::float32, float std = 1.0f, Device d = Devi
   if (got.dtype() != want.dtype())
     return ::testing::AssertionFailure() << "dtype " << got.dtype() << " vs " << want.dtype();
   if (got.shape() != want.shape())
-    return ::testing::AssertionFailure() << "shape " << qmm::shape_to_string(got.shape())
-                                         << " vs " << qmm::shape_to_string(want.shape());
+    return ::testing::AssertionFailure() << "shape " << qmm::shape_to_string(got.shape()) << " vs "
+                                         << qmm::shape_to_string(want.shape());
   std::vector<uint8_t> a(got.nbytes()), b(want.nbytes());
   got.copy_to_host(a.data());
   want.copy_to_host(b.data());
@@ -68,8 +68,8 @@ Array deq_cpu(const qmm::Quantized& q, const ModeCase& c) {
     return qmm::dequantize(q.w_q, q.scales.astype(Dtype::float32, kCpu),
                            q.biases->astype(Dtype::float32, kCpu), c.group_size, c.bits, c.mode,
                            std::nullopt, Dtype::float32, kCpu);
-  return qmm::dequantize(q.w_q, q.scales, std::nullopt, c.group_size, c.bits, c.mode,
-                         std::nullopt, Dtype::float32, kCpu);
+  return qmm::dequantize(q.w_q, q.scales, std::nullopt, c.group_size, c.bits, c.mode, std::nullopt,
+                         Dtype::float32, kCpu);
 }
 
 double rel_err(const Array& got, const std::vector<double>& ref) {
@@ -164,8 +164,8 @@ TEST(GpuQuantize, EveryModeDtypeMatchesCpuBits) {
         Array w = special_weights(rows, cols, c.group_size, t).reshape(s);
         auto qc = qmm::quantize(w, c.group_size, c.bits, c.mode, std::nullopt, kCpu);
         auto qg = qmm::quantize(w, c.group_size, c.bits, c.mode, std::nullopt, kGpu);
-        std::string what = case_name(c) + " " + std::string(qmm::dtype_name(t)) + " " +
-                           qmm::shape_to_string(s);
+        std::string what =
+            case_name(c) + " " + std::string(qmm::dtype_name(t)) + " " + qmm::shape_to_string(s);
         EXPECT_EQ(qg.w_q.device(), kGpu);
         EXPECT_TRUE(same_bits(qg.w_q, qc.w_q)) << what;
         EXPECT_TRUE(same_bits(qg.scales, qc.scales)) << what;
@@ -199,9 +199,9 @@ TEST(GpuDequantize, EveryModeAndOutputDtypeMatchesCpuBits) {
     for (Dtype t : {Dtype::float32, Dtype::float16, Dtype::bfloat16}) {
       Array w = special_weights(37, c.group_size * 4, c.group_size, t);
       auto q = qmm::quantize(w, c.group_size, c.bits, c.mode, std::nullopt, kCpu);
-      for (std::optional<Dtype> od : {std::optional<Dtype>{}, std::optional<Dtype>{Dtype::float32},
-                                      std::optional<Dtype>{Dtype::float16},
-                                      std::optional<Dtype>{Dtype::bfloat16}})
+      for (std::optional<Dtype> od :
+           {std::optional<Dtype>{}, std::optional<Dtype>{Dtype::float32},
+            std::optional<Dtype>{Dtype::float16}, std::optional<Dtype>{Dtype::bfloat16}})
         EXPECT_TRUE(same_bits(
             qmm::dequantize(q.w_q, q.scales, q.biases, c.group_size, c.bits, c.mode, {}, od, kGpu),
             qmm::dequantize(q.w_q, q.scales, q.biases, c.group_size, c.bits, c.mode, {}, od, kCpu)))
@@ -229,8 +229,9 @@ TEST(GpuDequantize, RandomCodesAndScales) {
       for (auto& x : sb) x = static_cast<uint8_t>(rng());
       Array s = Array::from_vector(sb, {rows, cols / c.group_size});
       for (Dtype od : {Dtype::float32, Dtype::bfloat16, Dtype::float16})
-        EXPECT_TRUE(same_bits(qmm::dequantize(wq, s, {}, c.group_size, c.bits, c.mode, {}, od, kGpu),
-                              qmm::dequantize(wq, s, {}, c.group_size, c.bits, c.mode, {}, od, kCpu)))
+        EXPECT_TRUE(
+            same_bits(qmm::dequantize(wq, s, {}, c.group_size, c.bits, c.mode, {}, od, kGpu),
+                      qmm::dequantize(wq, s, {}, c.group_size, c.bits, c.mode, {}, od, kCpu)))
             << case_name(c) << " " << od;
     }
   }
@@ -253,8 +254,9 @@ double check_qmm(const Shape& x_shape, const Shape& w_shape, bool transpose, con
   EXPECT_EQ(y.device(), kGpu);
   auto ref = reference_qmm(x, deq_cpu(q, c), transpose);
   const double err = rel_err(y, ref);
-  EXPECT_LE(err, tolerance(dt)) << case_name(c) << " " << dt << " x " << qmm::shape_to_string(x_shape)
-                                << " w " << qmm::shape_to_string(w_shape) << " t=" << transpose;
+  EXPECT_LE(err, tolerance(dt)) << case_name(c) << " " << dt << " x "
+                                << qmm::shape_to_string(x_shape) << " w "
+                                << qmm::shape_to_string(w_shape) << " t=" << transpose;
   return err;
 }
 
@@ -273,15 +275,15 @@ TEST(GpuMatmul, EveryModeDtypeAndRowCount) {
 TEST(GpuMatmul, OddShapes) {
   for (Dtype dt : {Dtype::bfloat16, Dtype::float32, Dtype::float16})
     for (int64_t M : {1, 4, 33}) {
-      check_qmm({M, 256}, {4, 256}, true, {"affine", 64, 4}, dt);         // N = 4
-      check_qmm({M, 256}, {1000, 256}, true, {"affine", 64, 4}, dt);      // N = 1000
-      check_qmm({M, 2880}, {72, 2880}, true, {"affine", 64, 4}, dt);      // K = 2880
+      check_qmm({M, 256}, {4, 256}, true, {"affine", 64, 4}, dt);     // N = 4
+      check_qmm({M, 256}, {1000, 256}, true, {"affine", 64, 4}, dt);  // N = 1000
+      check_qmm({M, 2880}, {72, 2880}, true, {"affine", 64, 4}, dt);  // K = 2880
       check_qmm({M, 2880}, {40, 2880}, true, {"mxfp4", 32, 4}, dt);
       check_qmm({M, 2880}, {40, 2880}, true, {"nvfp4", 16, 4}, dt);
-      check_qmm({M, 128}, {300, 128}, true, {"affine", 128, 8}, dt);      // K = 128
-      check_qmm({M, 48}, {20, 48}, true, {"nvfp4", 16, 4}, dt);           // K % 32 != 0
+      check_qmm({M, 128}, {300, 128}, true, {"affine", 128, 8}, dt);  // K = 128
+      check_qmm({M, 48}, {20, 48}, true, {"nvfp4", 16, 4}, dt);       // K % 32 != 0
       check_qmm({M, 96}, {24, 96}, true, {"affine", 32, 3}, dt);
-      check_qmm({M, 1000}, {1000, 64}, false, {"affine", 64, 4}, dt);     // N = 64, K = 1000
+      check_qmm({M, 1000}, {1000, 64}, false, {"affine", 64, 4}, dt);  // N = 64, K = 1000
       check_qmm({M, 7}, {7, 4096}, false, {"affine", 128, 5}, dt);
     }
 }
@@ -331,7 +333,12 @@ TEST(GpuMatmul, StridedSlicedAndMisaligned) {
 
 // Large shapes: the GPU against the CPU backend (both float32-accumulating).
 TEST(GpuMatmul, LargeShapesAgainstCpu) {
-  struct L { int64_t M, N, K; bool t; ModeCase c; Dtype dt; };
+  struct L {
+    int64_t M, N, K;
+    bool t;
+    ModeCase c;
+    Dtype dt;
+  };
   const L cases[] = {
       {1, 4096, 4096, true, {"affine", 64, 4}, Dtype::bfloat16},
       {16, 4096, 4096, true, {"affine", 64, 4}, Dtype::bfloat16},
@@ -384,10 +391,12 @@ void check_gather_vs_cpu(const Array& x, const qmm::Quantized& q, const std::opt
 TEST(GpuGather, MoeRoutingEveryPath) {
   const int64_t E = 8, N = 256, K = 512, top = 2;
   std::mt19937 rng(3);
-  for (const auto& [c, dt] : std::vector<std::pair<ModeCase, Dtype>>{
-           {{"affine", 64, 4}, Dtype::bfloat16}, {{"mxfp4", 32, 4}, Dtype::bfloat16},
-           {{"affine", 64, 8}, Dtype::float16}, {{"affine", 64, 4}, Dtype::float32},
-           {{"nvfp4", 16, 4}, Dtype::float16}}) {
+  for (const auto& [c, dt] :
+       std::vector<std::pair<ModeCase, Dtype>>{{{"affine", 64, 4}, Dtype::bfloat16},
+                                               {{"mxfp4", 32, 4}, Dtype::bfloat16},
+                                               {{"affine", 64, 8}, Dtype::float16},
+                                               {{"affine", 64, 4}, Dtype::float32},
+                                               {{"nvfp4", 16, 4}, Dtype::float16}}) {
     auto q = qmm::quantize(randn({E, N, K}, dt, 0.05f), c.group_size, c.bits, c.mode, {}, kCpu);
     for (int64_t T : {1, 3, 16, 64}) {
       Array x = randn({T, 1, 1, K}, dt, 0.5f);
@@ -401,14 +410,16 @@ TEST(GpuGather, MoeRoutingEveryPath) {
       // The sorted form (mlx-lm's SwitchGLU): flat pairs ordered by expert, x rows gathered.
       std::vector<int64_t> order(idx.size());
       std::iota(order.begin(), order.end(), 0);
-      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return idx[a] < idx[b]; });
+      std::stable_sort(order.begin(), order.end(),
+                       [&](int64_t a, int64_t b) { return idx[a] < idx[b]; });
       std::vector<int64_t> sidx, lhs;
       for (auto o : order) {
         sidx.push_back(idx[o]);
         lhs.push_back(o / top);
       }
       Array xs = x.reshape({T, 1, K});
-      Array rs = Array::from_vector(sidx, {T * top}, kGpu), ls = Array::from_vector(lhs, {T * top}, kGpu);
+      Array rs = Array::from_vector(sidx, {T * top}, kGpu),
+            ls = Array::from_vector(lhs, {T * top}, kGpu);
       check_gather_vs_cpu(xs, q, ls, rs, true, c, true, tolerance(dt), what + " lhs+rhs sorted");
       auto xv = x.astype(Dtype::float32, kCpu).to_vector<float>();
       std::vector<float> xg;
@@ -416,10 +427,12 @@ TEST(GpuGather, MoeRoutingEveryPath) {
       Array xga = Array::from_vector(xg, {T * top, 1, K}).astype(dt, kCpu);
       check_gather_vs_cpu(xga, q, {}, rs, true, c, true, tolerance(dt), what + " rhs sorted");
       // The hint with unsorted indices must not change the result (Decision 4).
-      Array y_lie = qmm::gather_qmm(xga, q.w_q, q.scales, q.biases, {}, rhs.reshape({T * top}).to(kGpu),
-                                    true, c.group_size, c.bits, c.mode, true);
-      Array y_true = qmm::gather_qmm(xga, q.w_q, q.scales, q.biases, {}, rhs.reshape({T * top}).to(kGpu),
-                                     true, c.group_size, c.bits, c.mode, false);
+      Array y_lie =
+          qmm::gather_qmm(xga, q.w_q, q.scales, q.biases, {}, rhs.reshape({T * top}).to(kGpu), true,
+                          c.group_size, c.bits, c.mode, true);
+      Array y_true =
+          qmm::gather_qmm(xga, q.w_q, q.scales, q.biases, {}, rhs.reshape({T * top}).to(kGpu), true,
+                          c.group_size, c.bits, c.mode, false);
       EXPECT_TRUE(same_bits(y_lie, y_true)) << what;
     }
   }
@@ -446,15 +459,18 @@ TEST(GpuGather, OutOfRangeIndicesRaiseAtWait) {
     for (Dtype xd : {Dtype::bfloat16, Dtype::float32}) {
       Array xx = x.astype(xd, kCpu);
       Array bad_rhs = Array::from_vector(std::vector<int32_t>{0, 1, 4, 2, 3, 1}, {6}, kGpu);
-      Array y = qmm::gather_qmm(xx, q.w_q, q.scales, q.biases, {}, bad_rhs, true, 64, 4, "affine", sorted);
+      Array y = qmm::gather_qmm(xx, q.w_q, q.scales, q.biases, {}, bad_rhs, true, 64, 4, "affine",
+                                sorted);
       EXPECT_INVALID(y.wait(), "[gather_qmm] rhs_indices contains 4 at flat position 2");
       Array bad_lhs = Array::from_vector(std::vector<int64_t>{0, -1}, {2}, kGpu);
       Array rhs = Array::from_vector(std::vector<int64_t>{0, 1}, {2}, kGpu);
-      Array y2 = qmm::gather_qmm(xx, q.w_q, q.scales, q.biases, bad_lhs, rhs, true, 64, 4, "affine");
+      Array y2 =
+          qmm::gather_qmm(xx, q.w_q, q.scales, q.biases, bad_lhs, rhs, true, 64, 4, "affine");
       EXPECT_INVALID(y2.wait(), "[gather_qmm] lhs_indices contains -1");
       // The error is consumed: later work on the device runs normally.
       Array good_rhs = Array::from_vector(std::vector<int32_t>{0, 1, 3, 2, 3, 1}, {6}, kGpu);
-      Array ok = qmm::gather_qmm(xx, q.w_q, q.scales, q.biases, {}, good_rhs, true, 64, 4, "affine");
+      Array ok =
+          qmm::gather_qmm(xx, q.w_q, q.scales, q.biases, {}, good_rhs, true, 64, 4, "affine");
       EXPECT_NO_THROW(ok.wait());
       Array y3 = qmm::gather_qmm(xx, q.w_q, q.scales, q.biases, {}, bad_rhs, true, 64, 4, "affine");
       EXPECT_INVALID(qmm::synchronize(qmm::default_stream(kGpu)), "[gather_qmm] rhs_indices");
@@ -473,7 +489,8 @@ TEST(GpuStreams, WorkAcrossStreams) {
   qmm::synchronize(b);
   auto qc = qmm::quantize(w.to(kCpu), 64, 4, "affine", {}, kCpu);
   EXPECT_TRUE(same_bits(q.w_q, qc.w_q));
-  Array yc = qmm::quantized_matmul(x.to(kCpu), qc.w_q, qc.scales, qc.biases, true, 64, 4, "affine", kCpu);
+  Array yc =
+      qmm::quantized_matmul(x.to(kCpu), qc.w_q, qc.scales, qc.biases, true, 64, 4, "affine", kCpu);
   EXPECT_LE(rel_err(y, yc.to_double_vector()), 1e-2);
 }
 
@@ -482,16 +499,18 @@ TEST(GpuGraph, OpsAreCapturable) {
   cudaStream_t cs = qmm::cuda::context(0).stream(s.index());
   Array xd = randn({4, 1024}, Dtype::bfloat16).to(kGpu);
   Array xp = randn({300, 1024}, Dtype::bfloat16).to(kGpu);
-  auto q = qmm::quantize(randn({8, 512, 1024}, Dtype::bfloat16, 0.05f).to(kGpu), 64, 4, "affine", {}, s);
+  auto q =
+      qmm::quantize(randn({8, 512, 1024}, Dtype::bfloat16, 0.05f).to(kGpu), 64, 4, "affine", {}, s);
   Array rhs = Array::from_vector(std::vector<int32_t>{5, 1, 1, 7}, {4, 1, 1}, kGpu);
   Array x4 = xd.reshape({4, 1, 1, 1024});
-  Array w0 = q.w_q.slice(0, 0, 1).reshape({512, 128}), s0 = q.scales.slice(0, 0, 1).reshape({512, 16}),
+  Array w0 = q.w_q.slice(0, 0, 1).reshape({512, 128}),
+        s0 = q.scales.slice(0, 0, 1).reshape({512, 16}),
         b0 = q.biases->slice(0, 0, 1).reshape({512, 16});
   qmm::synchronize(s);
   auto run = [&] {
     return std::vector<Array>{
-        qmm::quantized_matmul(xd, w0, s0, b0, true, 64, 4, "affine", s),       // decode
-        qmm::quantized_matmul(xp, w0, s0, b0, true, 64, 4, "affine", s),       // prefill (cuBLAS)
+        qmm::quantized_matmul(xd, w0, s0, b0, true, 64, 4, "affine", s),  // decode
+        qmm::quantized_matmul(xp, w0, s0, b0, true, 64, 4, "affine", s),  // prefill (cuBLAS)
         qmm::gather_qmm(x4, q.w_q, q.scales, q.biases, {}, rhs, true, 64, 4, "affine", false, s)};
   };
   auto eager = run();

@@ -98,8 +98,8 @@ struct Measured {
 };
 
 std::string dense_kernel(const Case& c) {
-  const bool mma = (c.dt == Dtype::bfloat16 || (c.dt == Dtype::float16 && c.mode == "affine")) &&
-                   c.K % 32 == 0;
+  const bool mma =
+      (c.dt == Dtype::bfloat16 || (c.dt == Dtype::float16 && c.mode == "affine")) && c.K % 32 == 0;
   if (mma && c.M <= 32) return "qmv_mma";
   if (!mma && c.M <= 8) return c.K % 32 == 0 ? "qmv_simt" : "generic";
   return "dequant+cublas";
@@ -128,11 +128,15 @@ Measured run_dense(const Case& c, const Env& env, uint64_t seed) {
   m.err = rel_err(y, yref);
   // qmm timing: one graph of `copies` calls, each on the next weight copy.
   const int iters = 15;
-  m.qmm_us = gb::time_graph(0, s.index(), [&](int r) {
-    const auto& w = qs[r % copies];
-    Array out = qmm::quantized_matmul(x, w.w_q, w.scales, w.biases, true, c.gs, c.bits, c.mode, s);
-    (void)out;  // freed inside the capture: the graph allocates and frees it on each replay
-  }, copies, iters);
+  m.qmm_us = gb::time_graph(
+      0, s.index(),
+      [&](int r) {
+        const auto& w = qs[r % copies];
+        Array out =
+            qmm::quantized_matmul(x, w.w_q, w.scales, w.biases, true, c.gs, c.bits, c.mode, s);
+        (void)out;  // freed inside the capture: the graph allocates and frees it on each replay
+      },
+      copies, iters);
   // cuBLAS on dequantized copies (>= 2 and beyond 4x L2 together).
   const double wdb = double(c.N) * c.K * qmm::itemsize(c.dt);
   const int dcopies = static_cast<int>(std::clamp<double>(std::ceil(4.0 * env.l2 / wdb), 2, 16));
@@ -140,10 +144,13 @@ Measured run_dense(const Case& c, const Env& env, uint64_t seed) {
   for (int i = 1; i < dcopies; ++i) wds.push_back(copy_of(wd));
   Array ybuf = Array::empty({c.M, c.N}, c.dt, kGpu);
   for (auto& a : wds) a.wait();
-  m.cublas_us = gb::time_graph(0, s.index(), [&](int r) {
-    gb::cublas_gemm(0, s.index(), c.dt, c.M, c.N, c.K, x.raw_data(), wds[r % dcopies].raw_data(),
-                    ybuf.raw_data());
-  }, dcopies, iters);
+  m.cublas_us = gb::time_graph(
+      0, s.index(),
+      [&](int r) {
+        gb::cublas_gemm(0, s.index(), c.dt, c.M, c.N, c.K, x.raw_data(),
+                        wds[r % dcopies].raw_data(), ybuf.raw_data());
+      },
+      dcopies, iters);
   m.bytes = wb + double(c.M) * (c.K + c.N) * qmm::itemsize(c.dt);
   m.flops = 2.0 * c.M * c.N * c.K;
   m.floor_us = std::max(m.bytes / (env.read_gbps * 1e3), m.flops / (env.matmul_tflops * 1e6));
@@ -154,7 +161,8 @@ Measured run_dense(const Case& c, const Env& env, uint64_t seed) {
 Measured run_moe(const Case& c, const Env& env, uint64_t seed) {
   Measured m;
   const float sd = 1.0f / std::sqrt(float(c.K));
-  auto q = qmm::quantize(random_gpu({c.E, c.N, c.K}, c.dt, sd, seed), c.gs, c.bits, c.mode, {}, kGpu);
+  auto q =
+      qmm::quantize(random_gpu({c.E, c.N, c.K}, c.dt, sd, seed), c.gs, c.bits, c.mode, {}, kGpu);
   const double wb_all = weight_bytes(c, c.N, c.K) * c.E;
   const int copies = static_cast<int>(std::clamp<double>(std::ceil(4.0 * env.l2 / wb_all), 1, 8));
   std::vector<qmm::Quantized> qs{q};
@@ -193,7 +201,8 @@ Measured run_moe(const Case& c, const Env& env, uint64_t seed) {
     } else {
       std::vector<int64_t> order(B);
       std::iota(order.begin(), order.end(), 0);
-      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return idx[a] < idx[b]; });
+      std::stable_sort(order.begin(), order.end(),
+                       [&](int64_t a, int64_t b) { return idx[a] < idx[b]; });
       std::vector<int32_t> sidx;
       std::vector<float> xg;
       for (auto o : order) {
@@ -215,20 +224,23 @@ Measured run_moe(const Case& c, const Env& env, uint64_t seed) {
   if (B * c.N * c.K <= (int64_t(1) << 33)) {
     Device cpu = Device::cpu();
     Array yc = qmm::gather_qmm(r0.x.to(cpu), q.w_q.to(cpu), q.scales.to(cpu),
-                               q.biases ? std::optional<Array>(q.biases->to(cpu)) : std::nullopt, {},
-                               r0.rhs.to(cpu), true, c.gs, c.bits, c.mode, c.sorted, cpu);
+                               q.biases ? std::optional<Array>(q.biases->to(cpu)) : std::nullopt,
+                               {}, r0.rhs.to(cpu), true, c.gs, c.bits, c.mode, c.sorted, cpu);
     m.err = rel_err(y, yc);
   } else {
     m.err = -1;  // not checked against the CPU here (too slow); the tests cover these paths
   }
   const int reps = std::max(kRoutings, copies);
-  m.qmm_us = gb::time_graph(0, s.index(), [&](int r) {
-    const auto& w = qs[r % copies];
-    const auto& ro = routings[r % kRoutings];
-    Array out = qmm::gather_qmm(ro.x, w.w_q, w.scales, w.biases, {}, ro.rhs, true, c.gs, c.bits,
-                                c.mode, c.sorted, s);
-    (void)out;
-  }, reps, 15);
+  m.qmm_us = gb::time_graph(
+      0, s.index(),
+      [&](int r) {
+        const auto& w = qs[r % copies];
+        const auto& ro = routings[r % kRoutings];
+        Array out = qmm::gather_qmm(ro.x, w.w_q, w.scales, w.biases, {}, ro.rhs, true, c.gs, c.bits,
+                                    c.mode, c.sorted, s);
+        (void)out;
+      },
+      reps, 15);
   double active = 0;
   for (auto& ro : routings) active += ro.active_bytes;
   active /= routings.size();
@@ -244,10 +256,10 @@ std::vector<Case> dense_cases(bool quick) {
   using NK = std::pair<int64_t, int64_t>;
   const std::vector<NK> decode_shapes =
       quick ? std::vector<NK>{{4096, 4096}, {8192, 8192}, {14336, 4096}}
-            : std::vector<NK>{{4096, 4096}, {14336, 4096}, {4096, 14336}, {8192, 8192},
-                              {28672, 8192}, {16384, 16384}};
-  const std::vector<int64_t> decode_m = quick ? std::vector<int64_t>{1, 16}
-                                              : std::vector<int64_t>{1, 2, 4, 8, 16, 32, 64};
+            : std::vector<NK>{{4096, 4096}, {14336, 4096}, {4096, 14336},
+                              {8192, 8192}, {28672, 8192}, {16384, 16384}};
+  const std::vector<int64_t> decode_m =
+      quick ? std::vector<int64_t>{1, 16} : std::vector<int64_t>{1, 2, 4, 8, 16, 32, 64};
   for (auto [N, K] : decode_shapes)
     for (int64_t M : decode_m) {
       Case c;
@@ -256,10 +268,12 @@ std::vector<Case> dense_cases(bool quick) {
       c.K = K;
       v.push_back(c);
     }
-  const std::vector<NK> prefill_shapes = quick ? std::vector<NK>{{8192, 8192}}
-                                               : std::vector<NK>{{4096, 4096}, {8192, 8192}, {28672, 8192}};
+  const std::vector<NK> prefill_shapes =
+      quick ? std::vector<NK>{{8192, 8192}}
+            : std::vector<NK>{{4096, 4096}, {8192, 8192}, {28672, 8192}};
   for (auto [N, K] : prefill_shapes)
-    for (int64_t M : quick ? std::vector<int64_t>{512, 2048} : std::vector<int64_t>{128, 256, 512, 2048, 8192}) {
+    for (int64_t M : quick ? std::vector<int64_t>{512, 2048}
+                           : std::vector<int64_t>{128, 256, 512, 2048, 8192}) {
       Case c;
       c.M = M;
       c.N = N;
@@ -267,11 +281,14 @@ std::vector<Case> dense_cases(bool quick) {
       v.push_back(c);
     }
   // Modes and activation dtypes on the 8192^2 row.
-  struct Mode { const char* mode; int bits, gs; };
-  for (Mode md : {Mode{"affine", 4, 32}, Mode{"affine", 4, 128}, Mode{"affine", 8, 64},
-                  Mode{"affine", 2, 64}, Mode{"affine", 3, 64}, Mode{"affine", 5, 64},
-                  Mode{"affine", 6, 64}, Mode{"mxfp4", 4, 32}, Mode{"mxfp8", 8, 32},
-                  Mode{"nvfp4", 4, 16}})
+  struct Mode {
+    const char* mode;
+    int bits, gs;
+  };
+  for (Mode md :
+       {Mode{"affine", 4, 32}, Mode{"affine", 4, 128}, Mode{"affine", 8, 64}, Mode{"affine", 2, 64},
+        Mode{"affine", 3, 64}, Mode{"affine", 5, 64}, Mode{"affine", 6, 64}, Mode{"mxfp4", 4, 32},
+        Mode{"mxfp8", 8, 32}, Mode{"nvfp4", 4, 16}})
     for (int64_t M : {int64_t(1), int64_t(16)}) {
       Case c;
       c.mode = md.mode;
@@ -302,7 +319,12 @@ std::vector<Case> dense_cases(bool quick) {
 }
 
 std::vector<Case> moe_cases(bool quick) {
-  struct Model { const char* name; int64_t E, top, N, K; const char* mode; int bits, gs; };
+  struct Model {
+    const char* name;
+    int64_t E, top, N, K;
+    const char* mode;
+    int bits, gs;
+  };
   std::vector<Model> models = {
       {"qwen3-30b-a3b.w13", 128, 8, 1536, 2048, "affine", 4, 64},
       {"qwen3-30b-a3b.w2", 128, 8, 2048, 768, "affine", 4, 64},
@@ -311,7 +333,8 @@ std::vector<Case> moe_cases(bool quick) {
       {"deepseek-v3.w13-slice", 32, 8, 4096, 7168, "affine", 4, 64},
       {"gpt-oss-20b.w13", 32, 4, 5760, 2880, "mxfp4", 4, 32},
   };
-  std::vector<int64_t> tokens = quick ? std::vector<int64_t>{1, 16} : std::vector<int64_t>{1, 4, 16, 64, 256};
+  std::vector<int64_t> tokens =
+      quick ? std::vector<int64_t>{1, 16} : std::vector<int64_t>{1, 4, 16, 64, 256};
   std::vector<Case> v;
   for (const auto& md : models)
     for (int64_t T : tokens)
@@ -342,9 +365,12 @@ int run_gpu_bench(const std::vector<std::string>& args) {
   std::string out, filter;
   std::optional<Case> one;
   for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--quick") quick = true;
-    else if (args[i] == "--out" && i + 1 < args.size()) out = args[++i];
-    else if (args[i] == "--filter" && i + 1 < args.size()) filter = args[++i];
+    if (args[i] == "--quick")
+      quick = true;
+    else if (args[i] == "--out" && i + 1 < args.size())
+      out = args[++i];
+    else if (args[i] == "--filter" && i + 1 < args.size())
+      filter = args[++i];
     else if (args[i] == "--case" && i + 1 < args.size()) {
       // One dense case: M,N,K[,mode,bits,group_size,dtype] (for profilers).
       Case c;
@@ -363,7 +389,9 @@ int run_gpu_bench(const std::vector<std::string>& args) {
       c.dt = qmm::parse_dtype(dt);
       one = c;
     } else if (args[i] == "--help" || args[i] == "-h") {
-      std::printf("qmm bench --device gpu [--quick] [--filter TEXT] [--case M,N,K[,mode,bits,gs,dtype]] [--out FILE]\n");
+      std::printf(
+          "qmm bench --device gpu [--quick] [--filter TEXT] [--case M,N,K[,mode,bits,gs,dtype]] "
+          "[--out FILE]\n");
       return 0;
     }
   }
@@ -380,15 +408,21 @@ int run_gpu_bench(const std::vector<std::string>& args) {
   {
     // Matrix rate: cuBLAS bf16 8192^3 (median of graph replays).
     const int64_t n = 8192;
-    Array a = random_gpu({n, n}, Dtype::bfloat16, 1.0f, 1), b = random_gpu({n, n}, Dtype::bfloat16, 1.0f, 2);
+    Array a = random_gpu({n, n}, Dtype::bfloat16, 1.0f, 1),
+          b = random_gpu({n, n}, Dtype::bfloat16, 1.0f, 2);
     Array c = Array::empty({n, n}, Dtype::bfloat16, kGpu);
     qmm::Stream s = qmm::new_stream(kGpu);
-    double us = gb::time_graph(0, s.index(), [&](int) {
-      gb::cublas_gemm(0, s.index(), Dtype::bfloat16, n, n, n, a.raw_data(), b.raw_data(), c.raw_data());
-    }, 2, 10);
+    double us = gb::time_graph(
+        0, s.index(),
+        [&](int) {
+          gb::cublas_gemm(0, s.index(), Dtype::bfloat16, n, n, n, a.raw_data(), b.raw_data(),
+                          c.raw_data());
+        },
+        2, 10);
     env.matmul_tflops = 2.0 * n * n * n / (us * 1e-6) / 1e12;
   }
-  std::printf("device: %s, %d SMs, L2 %.1f MB\n", info.name.c_str(), info.sm_count, info.l2_bytes / 1e6);
+  std::printf("device: %s, %d SMs, L2 %.1f MB\n", info.name.c_str(), info.sm_count,
+              info.l2_bytes / 1e6);
   std::printf("ceilings: read %.0f GB/s, copy %.0f GB/s (read+write), cuBLAS bf16 %.0f TFLOP/s\n",
               env.read_gbps, env.copy_gbps, env.matmul_tflops);
 
@@ -405,8 +439,9 @@ int run_gpu_bench(const std::vector<std::string>& args) {
               "eff", "x_cublas", "GB/s", "rel_err");
   uint64_t seed = 100;
   for (const Case& c : cases) {
-    std::string tag = c.op + " " + c.mode + " " + std::to_string(c.bits) + " " + std::to_string(c.gs) +
-                      " " + std::string(qmm::dtype_name(c.dt)) + " " + c.model;
+    std::string tag = c.op + " " + c.mode + " " + std::to_string(c.bits) + " " +
+                      std::to_string(c.gs) + " " + std::string(qmm::dtype_name(c.dt)) + " " +
+                      c.model;
     if (!filter.empty() && tag.find(filter) == std::string::npos) continue;
     Measured m;
     try {
@@ -417,28 +452,44 @@ int run_gpu_bench(const std::vector<std::string>& args) {
       continue;
     }
     const bool moe = c.op == "gather_qmm";
-    std::printf("%-16s %-7s %2d/%-3d %-9s %6lld %6lld %6lld %-22s %9.2f %9.2f %9s %7.2f %7s %8.0f %8.1e\n",
-                c.op.c_str(), c.mode.c_str(), c.bits, c.gs, std::string(qmm::dtype_name(c.dt)).c_str(),
-                (long long)(moe ? c.T : c.M), (long long)c.N, (long long)c.K,
-                (moe ? c.model + (c.sorted ? "/s" : "/u") : m.kernel).c_str(), m.qmm_us, m.floor_us,
-                moe ? "-" : std::to_string(m.cublas_us).substr(0, 8).c_str(), m.floor_us / m.qmm_us,
-                moe ? "-" : std::to_string(m.cublas_us / m.qmm_us).substr(0, 5).c_str(),
-                m.bytes / (m.qmm_us * 1e3), m.err);
+    std::printf(
+        "%-16s %-7s %2d/%-3d %-9s %6lld %6lld %6lld %-22s %9.2f %9.2f %9s %7.2f %7s %8.0f %8.1e\n",
+        c.op.c_str(), c.mode.c_str(), c.bits, c.gs, std::string(qmm::dtype_name(c.dt)).c_str(),
+        (long long)(moe ? c.T : c.M), (long long)c.N, (long long)c.K,
+        (moe ? c.model + (c.sorted ? "/s" : "/u") : m.kernel).c_str(), m.qmm_us, m.floor_us,
+        moe ? "-" : std::to_string(m.cublas_us).substr(0, 8).c_str(), m.floor_us / m.qmm_us,
+        moe ? "-" : std::to_string(m.cublas_us / m.qmm_us).substr(0, 5).c_str(),
+        m.bytes / (m.qmm_us * 1e3), m.err);
     std::fflush(stdout);
-    json row = {{"op", c.op}, {"backend", "cuda"}, {"mode", c.mode}, {"bits", c.bits},
-                {"group_size", c.gs}, {"dtype", std::string(qmm::dtype_name(c.dt))},
-                {"transpose", true}, {"M", moe ? json(nullptr) : json(c.M)}, {"N", c.N}, {"K", c.K},
-                {"experts", moe ? json(c.E) : json(nullptr)}, {"top_k", moe ? json(c.top_k) : json(nullptr)},
-                {"tokens", moe ? json(c.T) : json(nullptr)}, {"sorted", moe ? json(c.sorted) : json(nullptr)},
-                {"model", moe ? json(c.model) : json(nullptr)}, {"kernel", m.kernel},
-                {"time_us", m.qmm_us}, {"floor_us", m.floor_us}, {"bytes", m.bytes},
-                {"flops", m.flops}, {"effective_GBps", m.bytes / (m.qmm_us * 1e3)},
-                {"tflops", m.flops / (m.qmm_us * 1e6)}, {"rel_err", m.err}};
+    json row = {{"op", c.op},
+                {"backend", "cuda"},
+                {"mode", c.mode},
+                {"bits", c.bits},
+                {"group_size", c.gs},
+                {"dtype", std::string(qmm::dtype_name(c.dt))},
+                {"transpose", true},
+                {"M", moe ? json(nullptr) : json(c.M)},
+                {"N", c.N},
+                {"K", c.K},
+                {"experts", moe ? json(c.E) : json(nullptr)},
+                {"top_k", moe ? json(c.top_k) : json(nullptr)},
+                {"tokens", moe ? json(c.T) : json(nullptr)},
+                {"sorted", moe ? json(c.sorted) : json(nullptr)},
+                {"model", moe ? json(c.model) : json(nullptr)},
+                {"kernel", m.kernel},
+                {"time_us", m.qmm_us},
+                {"floor_us", m.floor_us},
+                {"bytes", m.bytes},
+                {"flops", m.flops},
+                {"effective_GBps", m.bytes / (m.qmm_us * 1e3)},
+                {"tflops", m.flops / (m.qmm_us * 1e6)},
+                {"rel_err", m.err}};
     json base = json::object();
     // cuBLAS on the dequantized weight in the row's dtype (bf16 for the headline rows).
     if (!moe)
-      base[c.dt == Dtype::bfloat16 ? "cublas_bf16" : c.dt == Dtype::float16 ? "cublas_fp16" : "cublas_fp32"] =
-          m.cublas_us;
+      base[c.dt == Dtype::bfloat16  ? "cublas_bf16"
+           : c.dt == Dtype::float16 ? "cublas_fp16"
+                                    : "cublas_fp32"] = m.cublas_us;
     row["baselines_us"] = base;
     rows.push_back(row);
   }
@@ -446,10 +497,13 @@ int run_gpu_bench(const std::vector<std::string>& args) {
               {"date", today()},
               {"sm_count", info.sm_count},
               {"l2_bytes", info.l2_bytes},
-              {"method", "CUDA graph replays (median of 15) over weight copies > 4x L2; "
-                         "cuBLAS baseline on the dequantized weight in the row's dtype"},
-              {"ceilings", {{"read_GBps", env.read_gbps}, {"copy_GBps", env.copy_gbps},
-                            {"matmul_tflops", env.matmul_tflops}}},
+              {"method",
+               "CUDA graph replays (median of 15) over weight copies > 4x L2; "
+               "cuBLAS baseline on the dequantized weight in the row's dtype"},
+              {"ceilings",
+               {{"read_GBps", env.read_gbps},
+                {"copy_GBps", env.copy_gbps},
+                {"matmul_tflops", env.matmul_tflops}}},
               {"rows", rows}};
   if (out.empty()) out = "bench/results/gpu-" + today() + ".json";
   std::ofstream f(out);
