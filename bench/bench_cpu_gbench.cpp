@@ -38,13 +38,20 @@ void BM_quantized_matmul(benchmark::State& st) {
     y.wait();
   }
   const double bytes = N * K * 0.5 + N * K / 64.0 * 4;
-  st.counters["weight_GBps"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
-  st.counters["FLOPps"] = benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate);
+  st.counters["weight_GBps"] =
+      benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
+  st.counters["FLOPps"] =
+      benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_quantized_matmul)
     ->ArgNames({"M", "copies"})
-    ->Args({1, 1})->Args({1, 16})->Args({8, 1})->Args({64, 1})->Args({512, 1})
-    ->Unit(benchmark::kMicrosecond)->UseRealTime();
+    ->Args({1, 1})
+    ->Args({1, 16})
+    ->Args({8, 1})
+    ->Args({64, 1})
+    ->Args({512, 1})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 void BM_gather_qmm_decode(benchmark::State& st) {
   const int64_t T = st.range(0), E = 128, k = 8, N = 768, K = 2048;
@@ -64,7 +71,13 @@ void BM_gather_qmm_decode(benchmark::State& st) {
     y.wait();
   }
 }
-BENCHMARK(BM_gather_qmm_decode)->ArgNames({"T"})->Arg(1)->Arg(4)->Arg(16)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_gather_qmm_decode)
+    ->ArgNames({"T"})
+    ->Arg(1)
+    ->Arg(4)
+    ->Arg(16)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 }  // namespace
 

@@ -167,8 +167,8 @@ TEST_P(CpuKernels, PlainAllFormats) {
       for (int64_t M : {1, 2, 3, 4, 7, 16, 17}) {
         MatmulProblem p = make_problem(f, false, M, N, K, dt, W, 1, 1, seed++);
         double e = check(p);
-        EXPECT_LE(e, tolerance(dt)) << f.name << " bits " << f.bits << " gs " << f.gs << " "
-                                    << dtname(dt) << " M " << M;
+        EXPECT_LE(e, tolerance(dt))
+            << f.name << " bits " << f.bits << " gs " << f.gs << " " << dtname(dt) << " M " << M;
       }
     }
 }
@@ -187,8 +187,8 @@ TEST_P(CpuKernels, LargeGemm) {
 
 // Batches with broadcasting through strides: x (2 batches) against w (3 batches).
 TEST_P(CpuKernels, Batches) {
-  for (const Format& f : {Format{QuantMode::affine, 32, 3, "affine"},
-                          Format{QuantMode::nvfp4, 16, 4, "nvfp4"}})
+  for (const Format& f :
+       {Format{QuantMode::affine, 32, 3, "affine"}, Format{QuantMode::nvfp4, 16, 4, "nvfp4"}})
     for (bool transpose : {true, false})
       for (int64_t M : {1, 5}) {
         const int64_t N = 64, K = 96;
@@ -268,8 +268,8 @@ TEST_P(CpuKernels, BitIdenticalAcrossThreadCounts) {
       results.push_back(std::move(bytes));
     }
     for (size_t i = 1; i < results.size(); ++i)
-      EXPECT_EQ(results[i], results[0]) << "threads " << i + 1 << " differ from 1 thread, M "
-                                        << c.M;
+      EXPECT_EQ(results[i], results[0])
+          << "threads " << i + 1 << " differ from 1 thread, M " << c.M;
   }
   qmm::set_num_threads(before);
 }
@@ -278,17 +278,18 @@ TEST_P(CpuKernels, BitIdenticalAcrossThreadCounts) {
 TEST_P(CpuKernels, FastTier) {
   qmm::set_matmul_precision("fast");
   uint64_t seed = 5000;
-  for (const Format& f : {Format{QuantMode::affine, 32, 4, "affine"}, Format{QuantMode::affine, 64, 4, "affine"},
-                          Format{QuantMode::affine, 128, 4, "affine"}, Format{QuantMode::mxfp4, 32, 4, "mxfp4"},
-                          Format{QuantMode::nvfp4, 16, 4, "nvfp4"}, Format{QuantMode::affine, 64, 3, "affine"}})
+  for (const Format& f :
+       {Format{QuantMode::affine, 32, 4, "affine"}, Format{QuantMode::affine, 64, 4, "affine"},
+        Format{QuantMode::affine, 128, 4, "affine"}, Format{QuantMode::mxfp4, 32, 4, "mxfp4"},
+        Format{QuantMode::nvfp4, 16, 4, "nvfp4"}, Format{QuantMode::affine, 64, 3, "affine"}})
     for (Dtype dt : {Dtype::float32, Dtype::bfloat16})
       for (int64_t K : {int64_t{f.gs}, int64_t{f.gs} * 7, int64_t{1024}})
         for (int64_t M : {1, 2, 3, 5}) {
           const int64_t N = 21;
           Weights W = make_weights(f, 1, N, K, dt, seed++);
           MatmulProblem p = make_problem(f, true, M, N, K, dt, W, 1, 1, seed++);
-          EXPECT_LE(check(p), 2e-2) << f.name << " gs " << f.gs << " " << dtname(dt) << " K " << K
-                                    << " M " << M;
+          EXPECT_LE(check(p), 2e-2)
+              << f.name << " gs " << f.gs << " " << dtname(dt) << " K " << K << " M " << M;
         }
   qmm::set_matmul_precision("exact");
 }
@@ -297,10 +298,10 @@ INSTANTIATE_TEST_SUITE_P(Sets, CpuKernels, ::testing::ValuesIn(kernel_sets()),
                          [](const auto& info) { return info.param; });
 
 TEST(CpuKernelsApi, PrecisionSetting) {
-  EXPECT_EQ(qmm::matmul_precision(), std::getenv("QMM_PRECISION") &&
-                                             std::string(std::getenv("QMM_PRECISION")) == "fast"
-                                         ? "fast"
-                                         : "exact");
+  EXPECT_EQ(qmm::matmul_precision(),
+            std::getenv("QMM_PRECISION") && std::string(std::getenv("QMM_PRECISION")) == "fast"
+                ? "fast"
+                : "exact");
   qmm::set_matmul_precision("fast");
   EXPECT_EQ(qmm::matmul_precision(), "fast");
   qmm::set_matmul_precision("exact");

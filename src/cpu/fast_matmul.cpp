@@ -371,8 +371,9 @@ void set_matmul_precision(std::string_view tier) {
   else if (tier == "fast")
     cpu::g_precision.store(1);
   else
-    throw std::invalid_argument("[set_matmul_precision] The precision must be \"exact\" or \"fast\" but got \"" +
-                                std::string(tier) + "\".");
+    throw std::invalid_argument(
+        "[set_matmul_precision] The precision must be \"exact\" or \"fast\" but got \"" +
+        std::string(tier) + "\".");
 }
 
 std::string matmul_precision() {

@@ -57,9 +57,9 @@ struct MatmulPlan {
 
 // One weight matrix and the rows of x that meet it.
 struct Bucket {
-  int64_t wb = 0;        // weight batch
-  int64_t begin = 0;     // range into the plan's row lists
-  int64_t count = 0;     // number of rows (x row, output row pairs)
+  int64_t wb = 0;     // weight batch
+  int64_t begin = 0;  // range into the plan's row lists
+  int64_t count = 0;  // number of rows (x row, output row pairs)
 };
 
 // Which kernel family ran (for benchmark rows and tests).

@@ -47,12 +47,13 @@ double median(std::vector<double> v) {
 }
 
 // ---- ceilings ---------------------------------------------------------------------------------
-// Multi-threaded streaming read of a 1 GiB buffer (sum of 64-bit words); best of 5.
-double measure_read_bw(int threads) {
-  const size_t n = (size_t{1} << 30) / 8;
-  std::vector<uint64_t> buf(n, 1);
+// Multi-threaded streaming read of a buffer (sum of 64-bit words); best of `reps`.
+double measure_read_bw(int threads, size_t bytes = size_t{1} << 30, int reps = 5) {
+  static std::vector<uint64_t> buf;
+  const size_t n = bytes / 8;
+  if (buf.size() < n) buf.assign(n, 1);
   double best = 0;
-  for (int rep = 0; rep < 5; ++rep) {
+  for (int rep = 0; rep < reps; ++rep) {
     std::vector<std::thread> th;
     std::vector<uint64_t> sums(static_cast<size_t>(threads));
     double t0 = now_s();
@@ -81,8 +82,9 @@ __attribute__((target("avx2,fma"))) double fma_loop(long iters) {
   const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
   for (long it = 0; it < iters; ++it) {
     for (int i = 0; i < 10; ++i) a[i] = _mm256_fmadd_ps(a[i], m, c);
-    __asm__ volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]), "+x"(a[4]), "+x"(a[5]),
-                     "+x"(a[6]), "+x"(a[7]), "+x"(a[8]), "+x"(a[9]));
+    __asm__ volatile(""
+                     : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]), "+x"(a[4]), "+x"(a[5]),
+                       "+x"(a[6]), "+x"(a[7]), "+x"(a[8]), "+x"(a[9]));
   }
   float f[8];
   _mm256_storeu_ps(f, a[0]);
@@ -95,22 +97,25 @@ __attribute__((target("avx512f"))) double fma_loop512(long iters) {
   const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
   for (long it = 0; it < iters; ++it) {
     for (int i = 0; i < 12; ++i) a[i] = _mm512_fmadd_ps(a[i], m, c);
-    __asm__ volatile("" : "+v"(a[0]), "+v"(a[1]), "+v"(a[2]), "+v"(a[3]), "+v"(a[4]), "+v"(a[5]),
-                     "+v"(a[6]), "+v"(a[7]), "+v"(a[8]), "+v"(a[9]), "+v"(a[10]), "+v"(a[11]));
+    __asm__ volatile(""
+                     : "+v"(a[0]), "+v"(a[1]), "+v"(a[2]), "+v"(a[3]), "+v"(a[4]), "+v"(a[5]),
+                       "+v"(a[6]), "+v"(a[7]), "+v"(a[8]), "+v"(a[9]), "+v"(a[10]), "+v"(a[11]));
   }
   return _mm512_reduce_add_ps(a[0]);
 }
 
 // float32 FMA peak (GFLOP/s) over `threads` threads, with the widest vectors the CPU has.
-double measure_fma_peak(int threads) {
+double measure_fma_peak(int threads, long iters = 20000000, int reps = 3) {
   const bool z = qmm::cpu::cpu_features().avx512f;
-  const long iters = 20000000;
   double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
+  for (int rep = 0; rep < reps; ++rep) {
     std::vector<std::thread> th;
     double t0 = now_s();
     for (int t = 0; t < threads; ++t)
-      th.emplace_back([&] { volatile double r = z ? fma_loop512(iters) : fma_loop(iters); (void)r; });
+      th.emplace_back([&] {
+        volatile double r = z ? fma_loop512(iters) : fma_loop(iters);
+        (void)r;
+      });
     for (auto& t : th) t.join();
     double dt = now_s() - t0;
     double flops = threads * static_cast<double>(iters) * (z ? 12 * 32 : 10 * 16);
@@ -153,10 +158,16 @@ std::vector<Case> goal_cases() {
     h.tag = "goal:gemv-hot";
     v.push_back(h);
   }
-  for (auto [mode, bits, gs] : std::vector<std::tuple<const char*, int, int>>{
-           {"affine", 8, 64}, {"affine", 2, 64}, {"affine", 3, 64}, {"affine", 5, 64},
-           {"affine", 6, 64}, {"affine", 4, 32}, {"affine", 4, 128}, {"mxfp4", 4, 32},
-           {"nvfp4", 4, 16}, {"mxfp8", 8, 32}}) {
+  for (auto [mode, bits, gs] : std::vector<std::tuple<const char*, int, int>>{{"affine", 8, 64},
+                                                                              {"affine", 2, 64},
+                                                                              {"affine", 3, 64},
+                                                                              {"affine", 5, 64},
+                                                                              {"affine", 6, 64},
+                                                                              {"affine", 4, 32},
+                                                                              {"affine", 4, 128},
+                                                                              {"mxfp4", 4, 32},
+                                                                              {"nvfp4", 4, 16},
+                                                                              {"mxfp8", 8, 32}}) {
     Case c;
     c.mode = mode;
     c.bits = bits;
@@ -197,7 +208,8 @@ std::vector<Case> goal_cases() {
 
 std::vector<Case> full_cases() {
   std::vector<Case> v;
-  for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {11008, 4096}, {4096, 11008}})
+  for (auto [N, K] :
+       std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {11008, 4096}, {4096, 11008}})
     for (int64_t M : {1, 4, 16, 64, 256}) {
       Case c;
       c.M = M;
@@ -285,21 +297,22 @@ Measured run_dense(const Case& c, const Env& env) {
   r.bytes = case_bytes(c, 1);
   r.flops = 2.0 * M * N * K;
   // Cold: enough copies of the quantized weights to exceed the last-level cache several times.
-  const double wbytes = static_cast<double>(q.w_q.nbytes()) + q.scales.nbytes() +
-                        (q.biases ? q.biases->nbytes() : 0);
+  const double wbytes =
+      static_cast<double>(q.w_q.nbytes()) + q.scales.nbytes() + (q.biases ? q.biases->nbytes() : 0);
   int copies = c.cold ? static_cast<int>(std::ceil(160e6 / wbytes)) : 1;
   copies = std::max(1, std::min(copies, 64));
   std::vector<qmm::Quantized> qs;
   qs.push_back(q);
   for (int i = 1; i < copies; ++i) {
-    qmm::Quantized cp{q.w_q.to(qmm::Device::cpu()), q.scales.to(qmm::Device::cpu()),
-                      q.biases ? std::optional<qmm::Array>(q.biases->to(qmm::Device::cpu()))
-                               : std::nullopt};
+    qmm::Quantized cp{
+        q.w_q.to(qmm::Device::cpu()), q.scales.to(qmm::Device::cpu()),
+        q.biases ? std::optional<qmm::Array>(q.biases->to(qmm::Device::cpu())) : std::nullopt};
     qs.push_back(cp);
   }
   auto call = [&](int i) {
     const auto& qq = qs[static_cast<size_t>(i % copies)];
-    qmm::Array y = qmm::quantized_matmul(x, qq.w_q, qq.scales, qq.biases, true, c.gs, c.bits, c.mode);
+    qmm::Array y =
+        qmm::quantized_matmul(x, qq.w_q, qq.scales, qq.biases, true, c.gs, c.bits, c.mode);
     y.wait();
     return y;
   };
@@ -329,30 +342,29 @@ Measured run_dense(const Case& c, const Env& env) {
   const double est = r.flops / 50e9;  // rough seconds per call
   if (est > 0.5) reps = std::max(3, reps / 2);
   for (int i = 0; i < copies && i < 3; ++i) call(i);  // warm-up
-  std::vector<double> ts;
+  // Samples of qmm and sgemm alternate, so that both see the same machine load.
+  std::vector<double> ts, tb;
   int it = 3;
+#if defined(QMM_HAVE_OPENBLAS)
+  if (env.blas) sgemm_xwt(xf.data(), wd.data(), yref.data(), M, N, K);
+#endif
   for (int rep = 0; rep < reps; ++rep) {
-    // One timed sample = a pass over all copies (cold) or 16 calls (hot), per call time.
+    // One qmm sample = a pass over all copies (cold) or 16 calls (hot), per call time.
     const int calls = std::max(copies, M <= 16 ? 16 : 1);
     double t0 = now_s();
     for (int k = 0; k < calls; ++k) call(it++);
     ts.push_back((now_s() - t0) / calls);
+#if defined(QMM_HAVE_OPENBLAS)
+    if (env.blas) {
+      const int bcalls = M <= 16 ? 4 : 1;
+      t0 = now_s();
+      for (int k = 0; k < bcalls; ++k) sgemm_xwt(xf.data(), wd.data(), yref.data(), M, N, K);
+      tb.push_back((now_s() - t0) / bcalls);
+    }
+#endif
   }
   r.time_us = median(ts) * 1e6;
-  r.kernel = "";
-#if defined(QMM_HAVE_OPENBLAS)
-  if (env.blas) {
-    std::vector<double> tb;
-    sgemm_xwt(xf.data(), wd.data(), yref.data(), M, N, K);
-    const int calls = M <= 16 ? 8 : 1;
-    for (int rep = 0; rep < std::max(3, reps / 2); ++rep) {
-      double t0 = now_s();
-      for (int k = 0; k < calls; ++k) sgemm_xwt(xf.data(), wd.data(), yref.data(), M, N, K);
-      tb.push_back((now_s() - t0) / calls);
-    }
-    r.sgemm_us = median(tb) * 1e6;
-  }
-#endif
+  if (!tb.empty()) r.sgemm_us = median(tb) * 1e6;
   return r;
 }
 
@@ -387,7 +399,8 @@ Measured run_gather(const Case& c, const Env& env, int64_t* active_out) {
     std::vector<int64_t> order(idx.size());
     std::iota(order.begin(), order.end(), 0);
     if (c.sorted)
-      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return idx[a] < idx[b]; });
+      std::stable_sort(order.begin(), order.end(),
+                       [&](int64_t a, int64_t b) { return idx[a] < idx[b]; });
     for (int64_t o : order) {
       rt.lhs.push_back(static_cast<int32_t>(o / k));
       rt.rhs.push_back(idx[o]);
@@ -410,13 +423,14 @@ Measured run_gather(const Case& c, const Env& env, int64_t* active_out) {
     r.bytes = wexp * active_sum / kRoutings + P * (K + N) * static_cast<double>(qmm::itemsize(dt));
   }
   r.flops = 2.0 * P * N * K;
-  const double wbytes = static_cast<double>(q.w_q.nbytes()) + q.scales.nbytes() +
-                        (q.biases ? q.biases->nbytes() : 0);
+  const double wbytes =
+      static_cast<double>(q.w_q.nbytes()) + q.scales.nbytes() + (q.biases ? q.biases->nbytes() : 0);
   int copies = std::max(1, std::min(4, static_cast<int>(std::ceil(160e6 / wbytes))));
   std::vector<qmm::Quantized> qs{q};
   for (int i = 1; i < copies; ++i)
-    qs.push_back({q.w_q.to(qmm::Device::cpu()), q.scales.to(qmm::Device::cpu()),
-                  q.biases ? std::optional<qmm::Array>(q.biases->to(qmm::Device::cpu())) : std::nullopt});
+    qs.push_back(
+        {q.w_q.to(qmm::Device::cpu()), q.scales.to(qmm::Device::cpu()),
+         q.biases ? std::optional<qmm::Array>(q.biases->to(qmm::Device::cpu())) : std::nullopt});
   auto call = [&](int i) {
     const auto& qq = qs[static_cast<size_t>((i / kRoutings) % copies)];
     const Routing& rt = routes[static_cast<size_t>(i % kRoutings)];
@@ -439,9 +453,9 @@ Measured run_gather(const Case& c, const Env& env, int64_t* active_out) {
     qmm::Array we = q.w_q.slice(0, e, e + 1), se = q.scales.slice(0, e, e + 1);
     std::optional<qmm::Array> be;
     if (q.biases) be = q.biases->slice(0, e, e + 1);
-    std::vector<float> wd = qmm::dequantize(we, se, be, c.gs, c.bits, c.mode, std::nullopt,
-                                            qmm::Dtype::float32)
-                                .to_vector<float>();
+    std::vector<float> wd =
+        qmm::dequantize(we, se, be, c.gs, c.bits, c.mode, std::nullopt, qmm::Dtype::float32)
+            .to_vector<float>();
     for (int64_t p = 0; p < P; ++p) {
       if (rhs[p] != e) continue;
       const float* xrow = xf.data() + lhs[p] * K;
@@ -509,15 +523,24 @@ int run_cpu_bench(const std::vector<std::string>& args) {
       if (i + 1 >= args.size()) throw std::invalid_argument("missing value after " + a);
       return args[++i];
     };
-    if (a == "--set") set = next();
-    else if (a == "--threads") env.threads = std::stoi(next());
-    else if (a == "--reps") env.reps = std::stoi(next());
-    else if (a == "--out") out = next();
-    else if (a == "--filter") filter = next();
-    else if (a == "--no-blas") env.blas = false;
-    else if (a == "--no-mlx") mlx = false;
-    else if (a == "--mlx-python") py = next();
-    else if (a == "--precision") qmm::set_matmul_precision(next());
+    if (a == "--set")
+      set = next();
+    else if (a == "--threads")
+      env.threads = std::stoi(next());
+    else if (a == "--reps")
+      env.reps = std::stoi(next());
+    else if (a == "--out")
+      out = next();
+    else if (a == "--filter")
+      filter = next();
+    else if (a == "--no-blas")
+      env.blas = false;
+    else if (a == "--no-mlx")
+      mlx = false;
+    else if (a == "--mlx-python")
+      py = next();
+    else if (a == "--precision")
+      qmm::set_matmul_precision(next());
     else if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
@@ -539,12 +562,14 @@ int run_cpu_bench(const std::vector<std::string>& args) {
     cases.insert(cases.end(), f.begin(), f.end());
   }
   if (!filter.empty())
-    cases.erase(std::remove_if(cases.begin(), cases.end(),
-                               [&](const Case& c) { return key(c).find(filter) == std::string::npos; }),
-                cases.end());
+    cases.erase(
+        std::remove_if(cases.begin(), cases.end(),
+                       [&](const Case& c) { return key(c).find(filter) == std::string::npos; }),
+        cases.end());
 
   std::printf("qmm CPU benchmark: %s, %d threads, kernels %s, precision %s\n", cpu_model().c_str(),
-              env.threads, qmm::cpu::active_kernels_name().c_str(), qmm::matmul_precision().c_str());
+              env.threads, qmm::cpu::active_kernels_name().c_str(),
+              qmm::matmul_precision().c_str());
   env.read_gbps = measure_read_bw(env.threads);
   env.fma_gflops = measure_fma_peak(env.threads);
 #if defined(QMM_HAVE_OPENBLAS)
@@ -561,8 +586,10 @@ int run_cpu_bench(const std::vector<std::string>& args) {
     env.sgemm_gflops = 2.0 * S * S * S / median(ts) / 1e9;
   }
 #endif
-  std::printf("ceilings: read %.1f GB/s, float32 FMA peak %.0f GFLOP/s, OpenBLAS sgemm 2048^3 %.0f GFLOP/s\n",
-              env.read_gbps, env.fma_gflops, env.sgemm_gflops);
+  std::printf(
+      "ceilings: read %.1f GB/s, float32 FMA peak %.0f GFLOP/s, OpenBLAS sgemm 2048^3 %.0f "
+      "GFLOP/s\n",
+      env.read_gbps, env.fma_gflops, env.sgemm_gflops);
 
   // MLX baseline (a separate Python process, run before qmm's cases so the two never overlap).
   std::map<std::string, double> mlx_us;
@@ -572,10 +599,21 @@ int run_cpu_bench(const std::vector<std::string>& args) {
     if (py.empty()) py = std::ifstream(".venv/bin/python").good() ? ".venv/bin/python" : "python3";
     json req = json::array();
     for (const Case& c : cases)
-      req.push_back({{"key", key(c)}, {"op", c.op}, {"mode", c.mode}, {"bits", c.bits}, {"group_size", c.gs},
-                     {"dtype", c.dtype}, {"M", c.M}, {"N", c.N}, {"K", c.K}, {"experts", c.experts},
-                     {"top_k", c.top_k}, {"tokens", c.tokens}, {"sorted", c.sorted}});
-    const std::string in_path = "/tmp/qmm_bench_mlx_in.json", out_path = "/tmp/qmm_bench_mlx_out.json";
+      req.push_back({{"key", key(c)},
+                     {"op", c.op},
+                     {"mode", c.mode},
+                     {"bits", c.bits},
+                     {"group_size", c.gs},
+                     {"dtype", c.dtype},
+                     {"M", c.M},
+                     {"N", c.N},
+                     {"K", c.K},
+                     {"experts", c.experts},
+                     {"top_k", c.top_k},
+                     {"tokens", c.tokens},
+                     {"sorted", c.sorted}});
+    const std::string in_path = "/tmp/qmm_bench_mlx_in.json",
+                      out_path = "/tmp/qmm_bench_mlx_out.json";
     std::ofstream(in_path) << req.dump();
     std::remove(out_path.c_str());
     std::string script = "bench/mlx_cpu_baseline.py";
@@ -595,16 +633,19 @@ int run_cpu_bench(const std::vector<std::string>& args) {
   }
 
   json rows = json::array();
-  std::printf("\n%-16s %-6s %2s %4s %-8s %5s %6s %6s %-10s %-15s %10s %7s %8s %5s %10s %7s %10s %7s %8s\n",
-              "op", "mode", "b", "gs", "dtype", "M", "N", "K", "moe", "kernel", "time_us", "GB/s",
-              "GFLOP/s", "eff", "sgemm_us", "x_blas", "mlx_us", "x_mlx", "err");
+  std::printf(
+      "\n%-16s %-6s %2s %4s %-8s %5s %6s %6s %-10s %-15s %10s %7s %8s %5s %10s %7s %10s %7s %8s "
+      "%7s\n",
+      "op", "mode", "b", "gs", "dtype", "M", "N", "K", "moe", "kernel", "time_us", "GB/s",
+      "GFLOP/s", "eff", "sgemm_us", "x_blas", "mlx_us", "x_mlx", "err", "BW_near");
   for (const Case& c : cases) {
     Measured r;
     int64_t active = 0;
     std::string kernel;
+    double bw_near = env.read_gbps, fma_near = env.fma_gflops;
     try {
       qmm::core::MatmulProblem probe;  // for the kernel name
-      probe.spec.mode = c.mode == "affine" ? qmm::core::QuantMode::affine
+      probe.spec.mode = c.mode == "affine"  ? qmm::core::QuantMode::affine
                         : c.mode == "mxfp4" ? qmm::core::QuantMode::mxfp4
                         : c.mode == "mxfp8" ? qmm::core::QuantMode::mxfp8
                                             : qmm::core::QuantMode::nvfp4;
@@ -612,13 +653,16 @@ int run_cpu_bench(const std::vector<std::string>& args) {
       probe.transpose = true;
       probe.M = c.op == "gather_qmm" ? 1 : c.M;
       kernel = qmm::cpu::describe_kernel(probe);
+      // Ceilings measured right before the case (the machine's load changes over a run).
+      bw_near = measure_read_bw(env.threads, size_t{256} << 20, 3);
+      fma_near = measure_fma_peak(env.threads, 2000000, 3);
       r = c.op == "gather_qmm" ? run_gather(c, env, &active) : run_dense(c, env);
     } catch (const std::exception& e) {
       std::printf("%s: failed: %s\n", key(c).c_str(), e.what());
       continue;
     }
-    const double t_bw = r.bytes / (env.read_gbps * 1e9) * 1e6;
-    const double t_fl = r.flops / (env.fma_gflops * 1e9) * 1e6;
+    const double t_bw = r.bytes / (bw_near * 1e9) * 1e6;
+    const double t_fl = r.flops / (fma_near * 1e9) * 1e6;
     r.floor_us = std::max(t_bw, t_fl);
     const double gbps = r.bytes / (r.time_us * 1e-6) / 1e9;
     const double gflops = r.flops / (r.time_us * 1e-6) / 1e9;
@@ -632,22 +676,41 @@ int run_cpu_bench(const std::vector<std::string>& args) {
     const double tol = c.dtype == "float32" ? 1e-5 : c.dtype == "bfloat16" ? 1e-2 : 2e-3;
     const bool fast = qmm::matmul_precision() == "fast";
     const bool ok = r.err <= (fast ? 2e-2 : tol);
-    std::printf("%-16s %-6s %2d %4d %-8s %5lld %6lld %6lld %-10s %-15s %10.1f %7.1f %8.1f %4.0f%% %10s %7s %10s %7s %8.1e%s%s\n",
-                c.op.c_str(), c.mode.c_str(), c.bits, c.gs, c.dtype.c_str(), (long long)c.M,
-                (long long)c.N, (long long)c.K, moe, kernel.c_str(), r.time_us, gbps, gflops,
-                eff * 100,
-                r.sgemm_us > 0 ? std::to_string(static_cast<long long>(r.sgemm_us)).c_str() : "-",
-                r.sgemm_us > 0 ? (std::to_string(r.sgemm_us / r.time_us).substr(0, 5)).c_str() : "-",
-                mu > 0 ? std::to_string(static_cast<long long>(mu)).c_str() : "-",
-                mu > 0 ? std::to_string(static_cast<long long>(mu / r.time_us)).c_str() : "-",
-                r.err, ok ? "" : " FAIL", c.cold ? "" : " (hot)");
+    std::printf(
+        "%-16s %-6s %2d %4d %-8s %5lld %6lld %6lld %-10s %-15s %10.1f %7.1f %8.1f %4.0f%% %10s %7s "
+        "%10s %7s %8.1e %7.1f%s%s\n",
+        c.op.c_str(), c.mode.c_str(), c.bits, c.gs, c.dtype.c_str(), (long long)c.M, (long long)c.N,
+        (long long)c.K, moe, kernel.c_str(), r.time_us, gbps, gflops, eff * 100,
+        r.sgemm_us > 0 ? std::to_string(static_cast<long long>(r.sgemm_us)).c_str() : "-",
+        r.sgemm_us > 0 ? (std::to_string(r.sgemm_us / r.time_us).substr(0, 5)).c_str() : "-",
+        mu > 0 ? std::to_string(static_cast<long long>(mu)).c_str() : "-",
+        mu > 0 ? std::to_string(static_cast<long long>(mu / r.time_us)).c_str() : "-", r.err,
+        bw_near, ok ? "" : " FAIL", c.cold ? "" : " (hot)");
     std::fflush(stdout);
-    json row = {{"op", c.op}, {"backend", "cpu"}, {"mode", c.mode}, {"bits", c.bits},
-                {"group_size", c.gs}, {"dtype", c.dtype}, {"transpose", true}, {"M", c.M},
-                {"N", c.N}, {"K", c.K}, {"kernel", kernel}, {"time_us", r.time_us},
-                {"floor_us", r.floor_us}, {"GBps", gbps}, {"GFLOPps", gflops},
-                {"efficiency", eff}, {"rel_err", r.err}, {"correct", ok}, {"cold", c.cold},
-                {"tag", c.tag}, {"precision", qmm::matmul_precision()}, {"bytes", r.bytes},
+    json row = {{"op", c.op},
+                {"backend", "cpu"},
+                {"mode", c.mode},
+                {"bits", c.bits},
+                {"group_size", c.gs},
+                {"dtype", c.dtype},
+                {"transpose", true},
+                {"M", c.M},
+                {"N", c.N},
+                {"K", c.K},
+                {"kernel", kernel},
+                {"time_us", r.time_us},
+                {"floor_us", r.floor_us},
+                {"GBps", gbps},
+                {"GFLOPps", gflops},
+                {"efficiency", eff},
+                {"rel_err", r.err},
+                {"correct", ok},
+                {"cold", c.cold},
+                {"tag", c.tag},
+                {"precision", qmm::matmul_precision()},
+                {"bytes", r.bytes},
+                {"read_GBps_near", bw_near},
+                {"fma_gflops_near", fma_near},
                 {"flops", r.flops}};
     if (c.op == "gather_qmm") {
       row["experts"] = c.experts;
@@ -672,10 +735,11 @@ int run_cpu_bench(const std::vector<std::string>& args) {
               {"kernels", qmm::cpu::active_kernels_name()},
               {"precision", qmm::matmul_precision()},
               {"mlx_version", mlx_version},
-              {"ceilings", {{"read_GBps", env.read_gbps},
-                            {"fma_gflops", env.fma_gflops},
-                            {"matmul_tflops", env.sgemm_gflops / 1000.0},
-                            {"openblas_sgemm_gflops", env.sgemm_gflops}}},
+              {"ceilings",
+               {{"read_GBps", env.read_gbps},
+                {"fma_gflops", env.fma_gflops},
+                {"matmul_tflops", env.sgemm_gflops / 1000.0},
+                {"openblas_sgemm_gflops", env.sgemm_gflops}}},
               {"rows", rows}};
   if (out.empty()) out = "bench/results/cpu-" + today() + ".json";
   std::ofstream(out) << doc.dump(1) << "\n";
