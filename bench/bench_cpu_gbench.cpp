@@ -19,6 +19,9 @@ struct Weights {
 std::vector<Weights> make(int64_t E, int64_t N, int64_t K, int copies) {
   qmm::Shape shape = E > 0 ? qmm::Shape{E, N, K} : qmm::Shape{N, K};
   auto q = qmm::quantize(qmm::Array::random_normal(shape, qmm::Dtype::bfloat16, 1), 64, 4);
+  q.w_q.wait();  // ops are asynchronous: finish quantizing before anything is timed
+  q.scales.wait();
+  q.biases->wait();
   std::vector<Weights> out{{q.w_q, q.scales, *q.biases}};
   for (int i = 1; i < copies; ++i)
     out.push_back({q.w_q.to(qmm::Device::cpu()), q.scales.to(qmm::Device::cpu()),
@@ -31,6 +34,8 @@ void BM_quantized_matmul(benchmark::State& st) {
   const int copies = static_cast<int>(st.range(1));
   auto ws = make(0, N, K, copies);
   qmm::Array x = qmm::Array::random_normal({M, K}, qmm::Dtype::bfloat16, 2);
+  x.wait();
+  for (const Weights& w : ws) w.w.wait(), w.s.wait(), w.b.wait();
   int i = 0;
   for (auto _ : st) {
     const Weights& w = ws[static_cast<size_t>(i++ % copies)];
@@ -65,6 +70,7 @@ void BM_gather_qmm_decode(benchmark::State& st) {
     for (int64_t j = 0; j < k; ++j) rhs.push_back(all[j]), lhs.push_back(static_cast<int32_t>(t));
   }
   qmm::Array x = qmm::Array::random_normal({T, 1, K}, qmm::Dtype::bfloat16, 4);
+  x.wait();
   qmm::Array li = qmm::Array::from_vector(lhs, {T * k}), ri = qmm::Array::from_vector(rhs, {T * k});
   for (auto _ : st) {
     qmm::Array y = qmm::gather_qmm(x, ws[0].w, ws[0].s, ws[0].b, li, ri, true, 64, 4);
