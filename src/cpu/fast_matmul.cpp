@@ -205,6 +205,8 @@ void fast_matmul(const core::MatmulProblem& p) {
   }
 
   MatmulPlan P;
+  static std::atomic<uint64_t> calls{0};
+  P.call_id = ++calls;
   P.mode = p.spec.mode;
   P.bits = p.spec.bits;
   P.gs = p.spec.group_size;

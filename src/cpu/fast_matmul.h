@@ -53,6 +53,8 @@ struct MatmulPlan {
   // convert their part of `acc` into it.
   void* out = nullptr;
   Dtype out_dtype = Dtype::float32;
+  // Unique per call (kernels key per-thread caches of prepared x rows on it).
+  uint64_t call_id = 0;
 };
 
 // One weight matrix and the rows of x that meet it.
