@@ -29,31 +29,6 @@ std::vector<std::string> fixtures(const std::string& prefix) {
   return out;
 }
 
-// Bitwise equality, except that any NaN equals any NaN (MLX canonicalises NaN payloads).
-::testing::AssertionResult same_bits(const Array& got, const Array& want) {
-  if (got.dtype() != want.dtype())
-    return ::testing::AssertionFailure()
-           << "dtype " << qmm::dtype_name(got.dtype()) << " vs " << qmm::dtype_name(want.dtype());
-  if (got.shape() != want.shape())
-    return ::testing::AssertionFailure() << "shape " << qmm::shape_to_string(got.shape()) << " vs "
-                                         << qmm::shape_to_string(want.shape());
-  std::vector<uint8_t> a(got.nbytes()), b(want.nbytes());
-  got.copy_to_host(a.data());
-  want.copy_to_host(b.data());
-  const size_t item = qmm::itemsize(got.dtype());
-  auto da = got.to_double_vector(), db = want.to_double_vector();
-  int64_t bad = 0, first = -1;
-  for (size_t i = 0; i < da.size(); ++i) {
-    bool equal = std::memcmp(&a[i * item], &b[i * item], item) == 0 ||
-                 (qmm::is_floating(got.dtype()) && std::isnan(da[i]) && std::isnan(db[i]));
-    if (!equal && bad++ == 0) first = static_cast<int64_t>(i);
-  }
-  if (bad == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure()
-         << bad << " of " << da.size() << " elements differ; first at " << first << ": got "
-         << da[first] << ", MLX " << db[first];
-}
-
 std::string meta(const qmm::io::SafetensorsFile& f, const std::string& key) {
   auto it = f.metadata.find(key);
   return it == f.metadata.end() ? "" : it->second;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -44,6 +45,38 @@ inline double rel_frobenius(const std::vector<double>& a, const std::vector<doub
     den += b[i] * b[i];
   }
   return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
+}
+
+// Bitwise equality of two arrays (any devices); any NaN equals any NaN, since MLX and the
+// backends canonicalise NaN payloads differently.
+inline ::testing::AssertionResult same_bits(const Array& got, const Array& want) {
+  if (got.dtype() != want.dtype())
+    return ::testing::AssertionFailure() << "dtype " << got.dtype() << " vs " << want.dtype();
+  if (got.shape() != want.shape())
+    return ::testing::AssertionFailure() << "shape " << qmm::shape_to_string(got.shape()) << " vs "
+                                         << qmm::shape_to_string(want.shape());
+  std::vector<uint8_t> a(got.nbytes()), b(want.nbytes());
+  got.copy_to_host(a.data());
+  want.copy_to_host(b.data());
+  const size_t item = qmm::itemsize(got.dtype());
+  const bool fl = qmm::is_floating(got.dtype());
+  std::vector<double> da, db;
+  if (fl) {
+    da = got.to_double_vector();
+    db = want.to_double_vector();
+  }
+  int64_t bad = 0, first = -1;
+  const int64_t n = got.size();
+  for (int64_t i = 0; i < n; ++i) {
+    bool eq = std::memcmp(&a[i * item], &b[i * item], item) == 0 ||
+              (fl && std::isnan(da[i]) && std::isnan(db[i]));
+    if (!eq && bad++ == 0) first = i;
+  }
+  if (bad == 0) return ::testing::AssertionSuccess();
+  auto f = ::testing::AssertionFailure();
+  f << bad << " of " << n << " elements differ; first at " << first;
+  if (fl) f << ": got " << da[first] << ", expected " << db[first];
+  return f;
 }
 
 // The tolerance of mlx-semantics.md Decision 2 for an output dtype.

@@ -21,7 +21,8 @@
 // Hot loops are compiled twice, for AVX2+FMA+F16C machines and for baseline x86-64, and picked
 // at load time (GCC function multiversioning). The tuned kernels of issue "Fast CPU kernels"
 // replace this with explicit per-ISA translation units.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && \
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(__SANITIZE_ADDRESS__) &&                                  \
     !defined(__SANITIZE_THREAD__)  // ifunc resolvers run before the sanitizer runtime starts
 #define QMM_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
@@ -107,7 +108,8 @@ void decode_row(const core::MatmulProblem& p, const ElementTable& table, int64_t
       for (int j = 0; j < per; ++j) {
         const int shift = bits * j;
         if (affine) {
-          for (int i = 0; i < W; ++i) o[j * W + i] = static_cast<float>((gw[i] >> shift) & mask) * s + b;
+          for (int i = 0; i < W; ++i)
+            o[j * W + i] = static_cast<float>((gw[i] >> shift) & mask) * s + b;
         } else {
           for (int i = 0; i < W; ++i) o[j * W + i] = table.v[(gw[i] >> shift) & mask] * s;
         }

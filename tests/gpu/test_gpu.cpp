@@ -31,37 +31,6 @@ Array randn(Shape s, Dtype t = Dtype::float32, float std = 1.0f, Device d = Devi
   return Array::random_normal(std::move(s), t, ++g_seed, 0.0f, std, d);
 }
 
-// Bitwise equality of two arrays (any device); NaN equals NaN of any payload.
-::testing::AssertionResult same_bits(const Array& got, const Array& want) {
-  if (got.dtype() != want.dtype())
-    return ::testing::AssertionFailure() << "dtype " << got.dtype() << " vs " << want.dtype();
-  if (got.shape() != want.shape())
-    return ::testing::AssertionFailure() << "shape " << qmm::shape_to_string(got.shape()) << " vs "
-                                         << qmm::shape_to_string(want.shape());
-  std::vector<uint8_t> a(got.nbytes()), b(want.nbytes());
-  got.copy_to_host(a.data());
-  want.copy_to_host(b.data());
-  const size_t item = qmm::itemsize(got.dtype());
-  const bool fl = qmm::is_floating(got.dtype());
-  std::vector<double> da, db;
-  if (fl) {
-    da = got.to_double_vector();
-    db = want.to_double_vector();
-  }
-  int64_t bad = 0, first = -1;
-  const int64_t n = got.size();
-  for (int64_t i = 0; i < n; ++i) {
-    bool eq = std::memcmp(&a[i * item], &b[i * item], item) == 0 ||
-              (fl && std::isnan(da[i]) && std::isnan(db[i]));
-    if (!eq && bad++ == 0) first = i;
-  }
-  if (bad == 0) return ::testing::AssertionSuccess();
-  auto f = ::testing::AssertionFailure();
-  f << bad << " of " << n << " elements differ; first at " << first;
-  if (fl) f << ": gpu " << da[first] << ", cpu " << db[first];
-  return f;
-}
-
 // Dequantized weights as float32 computed by the CPU backend (scales widened first).
 Array deq_cpu(const qmm::Quantized& q, const ModeCase& c) {
   if (c.mode == "affine")
