@@ -25,24 +25,6 @@ float round_to(Dtype t, float v) {
   }
 }
 
-float load(const void* p, Dtype t, int64_t i) {
-  switch (t) {
-    case Dtype::float32: return static_cast<const float*>(p)[i];
-    case Dtype::float16: return float16::to_float(static_cast<const uint16_t*>(p)[i]);
-    case Dtype::bfloat16: return bfloat16::to_float(static_cast<const uint16_t*>(p)[i]);
-    default: return static_cast<float>(core::load_as_double(p, t, i));
-  }
-}
-
-void store(void* p, Dtype t, int64_t i, float v) {
-  switch (t) {
-    case Dtype::float32: static_cast<float*>(p)[i] = v; break;
-    case Dtype::float16: static_cast<uint16_t*>(p)[i] = float16::from_float(v); break;
-    case Dtype::bfloat16: static_cast<uint16_t*>(p)[i] = bfloat16::from_float(v); break;
-    default: core::store_from_double(p, t, i, v);
-  }
-}
-
 // MLX's affine quantization of one group (CPU algorithm; see mlx-semantics.md §3.1).
 void quantize_affine_group(const float* w, int gs, int bits, uint8_t* codes, float* scale_out,
                            float* bias_out) {
@@ -96,14 +78,14 @@ void quantize_rows(const core::QuantizeProblem& p, int64_t r0, int64_t r1) {
 
   for (int64_t r = r0; r < r1; ++r) {
     for (int64_t g = 0; g < groups; ++g) {
-      for (int i = 0; i < gs; ++i) vals[i] = load(w, t, r * cols + g * gs + i);
+      for (int i = 0; i < gs; ++i) vals[i] = core::load_float(w, t, r * cols + g * gs + i);
       uint32_t* out_words = wq + r * words + g * group_words;
       int64_t si = r * groups + g;
       if (p.spec.mode == QuantMode::affine) {
         float s, b;
         quantize_affine_group(vals.data(), gs, bits, codes.data(), &s, &b);
-        store(scales, t, si, s);
-        store(biases, t, si, b);
+        core::store_float(scales, t, si, s);
+        core::store_float(biases, t, si, b);
       } else {
         // MLX takes max(|w|) with a NaN-propagating reduction (unlike the affine min/max).
         float amax = 0.0f;
@@ -164,8 +146,8 @@ void dequantize_rows(const core::DequantizeProblem& p, int64_t r0, int64_t r1) {
         switch (p.spec.mode) {
           case QuantMode::affine: {
             // MLX: (q * scale) rounded to the scales' dtype, then + bias rounded again.
-            float prod = round_to(st, static_cast<float>(q) * load(scales, st, si));
-            v = round_to(st, prod + load(biases, st, si));
+            float prod = round_to(st, static_cast<float>(q) * core::load_float(scales, st, si));
+            v = round_to(st, prod + core::load_float(biases, st, si));
             break;
           }
           case QuantMode::nvfp4: {
@@ -186,7 +168,7 @@ void dequantize_rows(const core::DequantizeProblem& p, int64_t r0, int64_t r1) {
             break;
           }
         }
-        store(out, ot, r * cols + j, v);
+        core::store_float(out, ot, r * cols + j, v);
       }
     }
   }
@@ -207,7 +189,7 @@ void convert_strided(const core::ConvertProblem& p) {
     if (st == dt) {
       std::memcpy(dst + i * sz, e, sz);
     } else if (is_floating(st) && is_floating(dt)) {
-      store(dst, dt, i, load(e, st, 0));
+      core::store_float(dst, dt, i, core::load_float(e, st, 0));
     } else {
       core::store_from_double(dst, dt, i, core::load_as_double(e, st, 0));
     }

@@ -35,15 +35,6 @@ using core::QuantMode;
 
 namespace {
 
-float load_f(const void* p, Dtype t, int64_t i) {
-  switch (t) {
-    case Dtype::float32: return static_cast<const float*>(p)[i];
-    case Dtype::float16: return float16::to_float(static_cast<const uint16_t*>(p)[i]);
-    case Dtype::bfloat16: return bfloat16::to_float(static_cast<const uint16_t*>(p)[i]);
-    default: return static_cast<float>(core::load_as_double(p, t, i));
-  }
-}
-
 bool lane_major(const core::QuantSpec& s) { return s.bits == 2 || s.bits == 4 || s.bits == 8; }
 
 // Dequantized value of stored element (r, c) of weight batch wb, in double (reference).
@@ -54,8 +45,8 @@ double weight_at(const core::MatmulProblem& p, int64_t wb, int64_t r, int64_t c)
   int64_t si = (wb * rows + r) * groups + c / p.spec.group_size;
   switch (p.spec.mode) {
     case QuantMode::affine:
-      return static_cast<double>(load_f(p.scales.raw_data(), p.scales.dtype(), si)) * q +
-             load_f(p.biases->raw_data(), p.biases->dtype(), si);
+      return static_cast<double>(core::load_float(p.scales.raw_data(), p.scales.dtype(), si)) * q +
+             core::load_float(p.biases->raw_data(), p.biases->dtype(), si);
     case QuantMode::nvfp4:
       return static_cast<double>(core::e2m1_to_float(q)) *
              core::e4m3_to_float(static_cast<const uint8_t*>(p.scales.raw_data())[si]);
@@ -96,8 +87,8 @@ void decode_row(const core::MatmulProblem& p, const ElementTable& table, int64_t
     const int64_t g = c / gs;
     float s, b = 0.0f;
     if (affine) {
-      s = load_f(p.scales.raw_data(), st, s0 + g);
-      b = load_f(p.biases->raw_data(), st, s0 + g);
+      s = core::load_float(p.scales.raw_data(), st, s0 + g);
+      b = core::load_float(p.biases->raw_data(), st, s0 + g);
     } else {
       uint8_t sb = static_cast<const uint8_t*>(p.scales.raw_data())[s0 + g];
       s = p.spec.mode == QuantMode::nvfp4 ? core::e4m3_to_float(sb) : core::e8m0_to_float(sb);
@@ -179,7 +170,7 @@ std::vector<float> prepare_x(const core::MatmulProblem& p, bool permute) {
         int64_t g = k / gs, e = k % gs;
         dst = g * gs + (e % per) * W + e / per;
       }
-      xf[r * K + dst] = load_f(x, t, r * K + k);
+      xf[r * K + dst] = core::load_float(x, t, r * K + k);
     }
   }
   return xf;
@@ -285,7 +276,7 @@ void reference_matmul(const core::MatmulProblem& p) {
         double acc = 0.0;
         for (int64_t k = 0; k < p.K; ++k) {
           double wv = p.transpose ? weight_at(p, wmap[b], n, k) : weight_at(p, wmap[b], k, n);
-          acc += static_cast<double>(load_f(x, xt, (xmap[b] * p.M + m) * p.K + k)) * wv;
+          acc += static_cast<double>(core::load_float(x, xt, (xmap[b] * p.M + m) * p.K + k)) * wv;
         }
         float v = static_cast<float>(acc);
         store_row(out, ot, (b * p.M + m) * p.N + n, &v, 1);
