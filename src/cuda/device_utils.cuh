@@ -115,4 +115,30 @@ inline unsigned grid_for(int64_t n, int threads, int64_t max_blocks = 65535LL * 
   return static_cast<unsigned>(b < max_blocks ? b : max_blocks);
 }
 
+// Loads W consecutive weight words, streamed (__ldcs: read once, evict first): 16-byte vectors
+// where W allows (4/8-bit chunks), else 8 or 4 bytes. Used by the decode kernels.
+template <int W>
+QMM_DEV void load_words(uint32_t (&dst)[W], const uint32_t* src) {
+  if constexpr (W % 4 == 0) {
+#pragma unroll
+    for (int i = 0; i < W / 4; ++i) {
+      uint4 v = __ldcs(reinterpret_cast<const uint4*>(src) + i);
+      dst[4 * i] = v.x;
+      dst[4 * i + 1] = v.y;
+      dst[4 * i + 2] = v.z;
+      dst[4 * i + 3] = v.w;
+    }
+  } else if constexpr (W % 2 == 0) {
+#pragma unroll
+    for (int i = 0; i < W / 2; ++i) {
+      uint2 v = __ldcs(reinterpret_cast<const uint2*>(src) + i);
+      dst[2 * i] = v.x;
+      dst[2 * i + 1] = v.y;
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < W; ++i) dst[i] = __ldcs(src + i);
+  }
+}
+
 }  // namespace qmm::cuda

@@ -134,30 +134,6 @@ __global__ void __launch_bounds__(256) qmm_n_generic(GArgs a) {
 // s * sum(x*q) + b * sum(x) in float32.
 enum class SimtMode { affine, mxfp4, nvfp4, mxfp8 };
 
-template <int W>
-QMM_DEV void load_chunk(uint32_t (&dst)[W], const uint32_t* src) {
-  if constexpr (W % 4 == 0) {
-#pragma unroll
-    for (int i = 0; i < W / 4; ++i) {
-      uint4 v = __ldcs(reinterpret_cast<const uint4*>(src) + i);
-      dst[4 * i] = v.x;
-      dst[4 * i + 1] = v.y;
-      dst[4 * i + 2] = v.z;
-      dst[4 * i + 3] = v.w;
-    }
-  } else if constexpr (W % 2 == 0) {
-#pragma unroll
-    for (int i = 0; i < W / 2; ++i) {
-      uint2 v = __ldcs(reinterpret_cast<const uint2*>(src) + i);
-      dst[2 * i] = v.x;
-      dst[2 * i + 1] = v.y;
-    }
-  } else {
-#pragma unroll
-    for (int i = 0; i < W; ++i) dst[i] = __ldcs(src + i);
-  }
-}
-
 template <int Bits>
 QMM_DEV uint32_t chunk_element(const uint32_t* w, int i) {
   const int bit = i * Bits, word = bit / 32, sh = bit % 32;
@@ -207,7 +183,7 @@ __global__ void __launch_bounds__(256) qmv_simt(GArgs a) {
   const int64_t nchunks = a.K / 32;
   for (int64_t ch = lane; ch < nchunks; ch += 32) {
     uint32_t w[Bits];
-    load_chunk<Bits>(w, row + ch * Bits);
+    load_words<Bits>(w, row + ch * Bits);
     const int64_t k0 = ch * 32;
     float s0, s1 = 0.0f, b = 0.0f;
     if constexpr (Mode == SimtMode::affine) {

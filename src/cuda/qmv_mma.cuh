@@ -234,31 +234,6 @@ QMM_DEV uint32_t scale_pair(uint32_t raw, int gs) {
   }
 }
 
-// Loads of a lane's chunk: 16-byte vectors where the layout allows (4/8-bit), else 8/4 bytes.
-template <int W>
-QMM_DEV void load_words(uint32_t (&dst)[W], const uint32_t* src) {
-  if constexpr (W % 4 == 0) {
-#pragma unroll
-    for (int i = 0; i < W / 4; ++i) {
-      uint4 v = __ldcs(reinterpret_cast<const uint4*>(src) + i);
-      dst[4 * i] = v.x;
-      dst[4 * i + 1] = v.y;
-      dst[4 * i + 2] = v.z;
-      dst[4 * i + 3] = v.w;
-    }
-  } else if constexpr (W % 2 == 0) {
-#pragma unroll
-    for (int i = 0; i < W / 2; ++i) {
-      uint2 v = __ldcs(reinterpret_cast<const uint2*>(src) + i);
-      dst[2 * i] = v.x;
-      dst[2 * i + 1] = v.y;
-    }
-  } else {
-#pragma unroll
-    for (int i = 0; i < W; ++i) dst[i] = __ldcs(src + i);
-  }
-}
-
 template <class F>
 struct Stage {
   uint32_t w[2][F::kWords];
