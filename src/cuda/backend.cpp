@@ -4,7 +4,9 @@
 #include "cuda/backend.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "core/errors.h"
 #include "cuda/kernels.h"
@@ -24,6 +26,36 @@ constexpr int64_t kDecodeMaxRows = 32;
 // Without the tensor-core decode kernel (float32, fp16 with fp modes, odd alignments), the
 // CUDA-core kernel serves up to this many rows; beyond it, dequantize + cuBLAS.
 constexpr int64_t kGenericMaxRows = 8;
+
+// The fused Hopper kernel's range of M (dense). Measured on the H100 at 8192^2, 4-bit, bf16
+// (bench/gpu/README.md, "dispatch table"): the decode kernel wins up to M = 16, the fused kernel
+// from 17 to 4096 (0.91-1.07x cuBLAS from M = 512), dequantize + cuBLAS above (at 8192 it is
+// 0.97x cuBLAS, the fused kernel 0.84-0.99x).
+constexpr int64_t kFusedMinRows = 16;
+constexpr int64_t kFusedMaxRows = 4096;
+
+// gather_qmm takes the grouped fused kernel when the rows per active expert average at least
+// this many (fewer: the grouped decode kernel, which streams each expert once).
+constexpr int64_t kGroupedMinRows = 32;
+
+// Which path runs where the fused kernel could: QMM_CUDA_PREFILL=cublas turns the fused kernels
+// off (decode + dequantize/cuBLAS as before), =fused uses them for every M above the decode
+// range; unset, the measured table above decides. Benchmarks use it to compare the paths.
+enum class PrefillChoice { table, fused, cublas };
+PrefillChoice prefill_choice() {
+#if QMM_HAVE_FUSED
+  static const PrefillChoice choice = [] {
+    const char* v = std::getenv("QMM_CUDA_PREFILL");
+    if (v && std::string(v) == "cublas") return PrefillChoice::cublas;
+    if (v && std::string(v) == "fused") return PrefillChoice::fused;
+    return PrefillChoice::table;
+  }();
+  return choice;
+#else
+  return PrefillChoice::cublas;
+#endif
+}
+bool use_fused_prefill() { return prefill_choice() != PrefillChoice::cublas; }
 
 // Collapses a strided view: merges axes that are contiguous with each other, drops size-1 axes.
 StridedView view_of(const Array& a) {
@@ -173,7 +205,9 @@ class CudaBackend final : public core::Backend {
     const bool fast = mma_supported(a);
 
     if (!gathered) {
-      const bool decode = fast && p.M <= kDecodeMaxRows;
+      // With the fused kernel, M > kFusedMinRows leaves the decode kernel (measured crossover).
+      const bool fused = use_fused_prefill() && fused_supported(a);
+      const bool decode = fast && p.M <= (fused ? kFusedMinRows : kDecodeMaxRows);
       const bool generic = !fast && p.M <= kGenericMaxRows;
       if (!decode && !generic) {
         // Large M: dequantize + cuBLAS, batch maps computed on the host from the strides.
@@ -182,7 +216,11 @@ class CudaBackend final : public core::Backend {
           xb[b] = p.batch == 1 ? 0 : core::map_batch(p.x_map, p.batch_shape, b, nullptr);
           wb[b] = p.batch == 1 ? 0 : core::map_batch(p.w_map, p.batch_shape, b, nullptr);
         }
-        launch_prefill(a, xb, wb, ctx, st);
+        if (fused && (p.M <= kFusedMaxRows || prefill_choice() == PrefillChoice::fused)) {
+          for (int64_t b = 0; b < p.batch; ++b) launch_fused(a, b, xb[b], wb[b], ctx, st);
+        } else {
+          launch_prefill(a, xb, wb, ctx, st);
+        }
         return;
       }
       std::unique_ptr<Scratch> maps;
@@ -248,6 +286,12 @@ class CudaBackend final : public core::Backend {
       a.num_work = r.num_work;
       a.work_slots = work_slots;
       a.rows_per_chunk = rows_per_chunk;
+      // Many rows per expert: the grouped fused kernel (one launch over all experts' tiles).
+      if (use_fused_prefill() && fused_supported(a) &&
+          B * p.M >= kGroupedMinRows * std::min(B, E)) {
+        launch_fused_grouped(a, E, max_segments, ctx, st);
+        return;
+      }
       launch_qmv_mma(a, st);
     } else {
       run_generic(ctx, a, st);

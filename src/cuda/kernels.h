@@ -101,4 +101,24 @@ void launch_prefill(const MatmulArgs& a, const std::vector<int64_t>& xb,
 void launch_dequant_tile(const MatmulArgs& a, int64_t wb, int64_t r0, int64_t r1, int64_t c0,
                          int64_t c1, void* dst, int64_t ld, cudaStream_t stream);
 
+// fused/fused_dispatch.cu (built when CUTLASS is found: QMM_HAVE_FUSED): the fused Hopper
+// prefill kernel. fused_supported: affine 4/8-bit, transpose, bf16/fp16, group % 64 == 0,
+// N % 8 == 0. launch_fused runs item b (x batch xb, w batch wb) of a dense problem.
+#if QMM_HAVE_FUSED
+bool fused_supported(const MatmulArgs& a);
+void launch_fused(const MatmulArgs& a, int64_t b, int64_t xb, int64_t wb, DeviceContext& ctx,
+                  cudaStream_t stream);
+// gather_qmm after grouping routing (a.order, a.seg_start, a.num_segments, a.xidx, a.widx set):
+// rows gathered per expert segment, one grouped fused launch, rows scattered back.
+void launch_fused_grouped(const MatmulArgs& a, int64_t experts, int64_t max_segments,
+                          DeviceContext& ctx, cudaStream_t stream);
+#else
+// Built without CUTLASS: no problem is supported, so the launches are never reached.
+inline bool fused_supported(const MatmulArgs&) { return false; }
+inline void launch_fused(const MatmulArgs&, int64_t, int64_t, int64_t, DeviceContext&,
+                         cudaStream_t) {}
+inline void launch_fused_grouped(const MatmulArgs&, int64_t, int64_t, DeviceContext&,
+                                 cudaStream_t) {}
+#endif
+
 }  // namespace qmm::cuda

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -97,11 +98,25 @@ struct Measured {
   std::string kernel;
 };
 
+// QMM_CUDA_PREFILL=cublas turns the fused kernels off, =fused forces them for every M above the
+// decode range (cuda/backend.cpp).
+bool prefill_forced(const char* what) {
+  const char* forced = std::getenv("QMM_CUDA_PREFILL");
+  return forced && std::string(forced) == what;
+}
+bool fused_forced_off() { return prefill_forced("cublas"); }
+
 std::string dense_kernel(const Case& c) {
   const bool mma =
       (c.dt == Dtype::bfloat16 || (c.dt == Dtype::float16 && c.mode == "affine")) && c.K % 32 == 0;
-  if (mma && c.M <= 32) return "qmv_mma";
+  const bool fused = !fused_forced_off() && c.mode == "affine" && (c.bits == 4 || c.bits == 8) &&
+                     c.dt != Dtype::float32 && c.gs % 64 == 0 && c.N % 8 == 0;
+  if (mma && c.M <= (fused ? 16 : 32)) return "qmv_mma";
   if (!mma && c.M <= 8) return c.K % 32 == 0 ? "qmv_simt" : "generic";
+  // The fused Hopper kernel's domain (cuda/fused/fused_dispatch.cu), unless forced off.
+  // Mirrors cuda/backend.cpp (kFusedMaxRows) and fused_dispatch.cu (kSmallTileMaxRows).
+  if (fused && (c.M <= 4096 || prefill_forced("fused")))
+    return c.M <= 128 ? "fused(128x64,streamK)" : "fused(128x256)";
   return "dequant+cublas";
 }
 
@@ -247,7 +262,13 @@ Measured run_moe(const Case& c, const Env& env, uint64_t seed) {
   m.bytes = active + double(B) * (c.K + c.N) * qmm::itemsize(c.dt);
   m.flops = 2.0 * B * c.N * c.K;
   m.floor_us = std::max(m.bytes / (env.read_gbps * 1e3), m.flops / (env.matmul_tflops * 1e6));
-  m.kernel = c.dt == Dtype::float32 ? "route+generic" : "route+qmv_mma(grouped)";
+  // Mirrors the gather dispatch of cuda/backend.cpp (kGroupedMinRows).
+  const bool fused_grouped = !fused_forced_off() && c.mode == "affine" &&
+                             (c.bits == 4 || c.bits == 8) && c.dt != Dtype::float32 &&
+                             c.gs % 64 == 0 && c.N % 8 == 0 && B >= 32 * std::min<int64_t>(B, c.E);
+  m.kernel = c.dt == Dtype::float32 ? "route+generic"
+             : fused_grouped        ? "route+fused(grouped)"
+                                    : "route+qmv_mma(grouped)";
   return m;
 }
 
@@ -318,7 +339,7 @@ std::vector<Case> dense_cases(bool quick) {
   return v;
 }
 
-std::vector<Case> moe_cases(bool quick) {
+std::vector<Case> moe_cases(bool quick, const std::vector<int64_t>& token_list) {
   struct Model {
     const char* name;
     int64_t E, top, N, K;
@@ -334,7 +355,8 @@ std::vector<Case> moe_cases(bool quick) {
       {"gpt-oss-20b.w13", 32, 4, 5760, 2880, "mxfp4", 4, 32},
   };
   std::vector<int64_t> tokens =
-      quick ? std::vector<int64_t>{1, 16} : std::vector<int64_t>{1, 4, 16, 64, 256};
+      quick ? std::vector<int64_t>{1, 16} : std::vector<int64_t>{1, 4, 16, 64, 256, 1024};
+  if (!token_list.empty()) tokens = token_list;
   std::vector<Case> v;
   for (const auto& md : models)
     for (int64_t T : tokens)
@@ -364,6 +386,9 @@ int run_gpu_bench(const std::vector<std::string>& args) {
   bool quick = false;
   std::string out, filter;
   std::optional<Case> one;
+  std::vector<Case> sweep;
+  std::vector<int64_t> token_list;
+  bool moe_only = false;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--quick")
       quick = true;
@@ -388,9 +413,39 @@ int run_gpu_bench(const std::vector<std::string>& args) {
       c.mode = mode;
       c.dt = qmm::parse_dtype(dt);
       one = c;
+    } else if (args[i] == "--tokens" && i + 1 < args.size()) {
+      // gather_qmm rows only, at these token counts (comma-separated).
+      moe_only = true;
+      for (const char* p = args[++i].c_str(); *p;) {
+        char* end;
+        token_list.push_back(std::strtoll(p, &end, 10));
+        p = *end ? end + 1 : end;
+      }
+    } else if (args[i] == "--sweep" && i + 1 < args.size()) {
+      // Every M of the dispatch table on one shape: N,K[,mode,bits,group_size,dtype].
+      char mode[16] = "affine", dt[16] = "bfloat16";
+      long long N, K;
+      Case base;
+      int n = std::sscanf(args[++i].c_str(), "%lld,%lld,%15[^,],%d,%d,%15s", &N, &K, mode,
+                          &base.bits, &base.gs, dt);
+      if (n < 2) {
+        std::fprintf(stderr, "--sweep N,K[,mode,bits,group_size,dtype]\n");
+        return 2;
+      }
+      base.N = N;
+      base.K = K;
+      base.mode = mode;
+      base.dt = qmm::parse_dtype(dt);
+      for (int64_t M : {1,  2,   4,   8,   12,  16,  24,   32,   48,   64,
+                        96, 128, 192, 256, 384, 512, 1024, 2048, 4096, 8192}) {
+        Case c = base;
+        c.M = M;
+        sweep.push_back(c);
+      }
     } else if (args[i] == "--help" || args[i] == "-h") {
       std::printf(
           "qmm bench --device gpu [--quick] [--filter TEXT] [--case M,N,K[,mode,bits,gs,dtype]] "
+          "[--sweep N,K[,mode,bits,gs,dtype]] [--tokens T1,T2,...] "
           "[--out FILE]\n");
       return 0;
     }
@@ -429,9 +484,11 @@ int run_gpu_bench(const std::vector<std::string>& args) {
   std::vector<Case> cases;
   if (one) {
     cases.push_back(*one);
+  } else if (!sweep.empty()) {
+    cases = sweep;
   } else {
-    cases = dense_cases(quick);
-    for (auto& c : moe_cases(quick)) cases.push_back(c);
+    if (!moe_only) cases = dense_cases(quick);
+    for (auto& c : moe_cases(quick, token_list)) cases.push_back(c);
   }
   json rows = json::array();
   std::printf("%-16s %-7s %-5s %-9s %6s %6s %6s %-22s %9s %9s %9s %7s %7s %8s %8s\n", "op", "mode",

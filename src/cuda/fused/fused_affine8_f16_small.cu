@@ -1,0 +1,13 @@
+// Fused Hopper kernel instance: affine 8-bit codes, f16 activations, small token tile.
+#include "cuda/fused/fused_gemm.cuh"
+#include "cuda/fused/instances.h"
+
+namespace qmm::cuda::fused {
+
+const Instance& affine8_f16_small() {
+  using G = FusedGemm<uint8_t, cutlass::half_t, true, 128, 64, 64, true>;
+  static const Instance inst{"fused/affine8/f16/128x64", G::can_run, G::workspace_bytes, G::run};
+  return inst;
+}
+
+}  // namespace qmm::cuda::fused

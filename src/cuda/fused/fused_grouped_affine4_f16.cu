@@ -1,0 +1,14 @@
+// Grouped fused Hopper kernel instance (gather_qmm): affine 4-bit codes, f16 activations.
+#include "cuda/fused/fused_grouped.cuh"
+#include "cuda/fused/instances.h"
+
+namespace qmm::cuda::fused {
+
+const GroupedInstance& grouped_affine4_f16() {
+  using G = FusedGroupedGemm<cutlass::uint4b_t, cutlass::half_t, 128, 64, 64>;
+  static const GroupedInstance inst{"fused-grouped/affine4/f16/128x64",
+                                    GroupedEntry<G>::workspace_bytes, GroupedEntry<G>::run};
+  return inst;
+}
+
+}  // namespace qmm::cuda::fused
