@@ -238,6 +238,24 @@ TEST_P(CpuKernels, GatherSortedDecode) {
   EXPECT_LE(check(p), tolerance(Dtype::bfloat16));
 }
 
+// Activations so small that the lane-major AVX2 GEMV's power-of-two x scaling would leave the
+// normal range (here |x| ~ 2^-118): that kernel hands the call to the natural decode, which must
+// stay exact; also one tiny row next to a normal one (the whole item falls back).
+TEST_P(CpuKernels, TinyActivations) {
+  uint64_t seed = 7000;
+  for (const Format& f : all_formats())
+    for (int64_t M : {1, 2}) {
+      const int64_t N = 19, K = int64_t{f.gs} * 9;
+      Weights W = make_weights(f, 1, N, K, Dtype::float32, seed++);
+      MatmulProblem p = make_problem(f, true, M, N, K, Dtype::float32, W, 1, 1, seed++);
+      std::vector<float> xv = p.x.to_float_vector();
+      for (int64_t i = 0; i < (M == 1 ? K : K / 2); ++i) xv[i] *= 0x1p-118f;
+      p.x = Array::from_vector(xv, {1, M, K});
+      p.x.wait();
+      EXPECT_LE(check(p), 1e-5) << f.name << " bits " << f.bits << " gs " << f.gs << " M " << M;
+    }
+}
+
 // Results are bit-identical for any number of threads (static partition).
 TEST_P(CpuKernels, BitIdenticalAcrossThreadCounts) {
   struct Case {
