@@ -121,11 +121,31 @@ inline int64_t broadcast_index(const Shape& own, const Shape& out, int64_t b) {
   return idx;
 }
 
+// ‖a − b‖_F / ‖scale‖_F: the error relative to Σ|x|·|w| per output (`scale` from
+// reference_qmm on |x| and |w|). A float32-accumulated dot product's error bound scales with
+// Σ|x·w|, not with |Σ x·w|: an output that cancels to nearly zero can have a large error
+// relative to itself without any bug, so checks on few outputs use this norm.
+inline double rel_to_magnitude(const std::vector<double>& a, const std::vector<double>& b,
+                               const std::vector<double>& scale) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (a[i] - b[i]) * (a[i] - b[i]);
+    den += scale[i] * scale[i];
+  }
+  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
+}
+
 // float64 reference of quantized_matmul with qmm's broadcasting rules, computed from the
 // float32 dequantized weights: y = x @ W^T (transpose) or x @ W.
-inline std::vector<double> reference_qmm(const Array& x, const Array& w_deq, bool transpose) {
+// With `magnitude`, the sums of |x| * |w| instead (the scale of the rounding error bound).
+inline std::vector<double> reference_qmm(const Array& x, const Array& w_deq, bool transpose,
+                                         bool magnitude = false) {
   auto xd = x.to_double_vector();
   auto wd = w_deq.to_double_vector();
+  if (magnitude) {
+    for (auto& v : xd) v = std::fabs(v);
+    for (auto& v : wd) v = std::fabs(v);
+  }
   Shape xs = x.shape(), ws = w_deq.shape();
   if (xs.size() == 1) xs.insert(xs.begin(), 1);
   const int64_t M = xs[xs.size() - 2], K = xs.back();
