@@ -86,7 +86,7 @@ if ((SAN)); then
   rc=$?; grep -E "ERROR SUMMARY|PASSED|FAILED|Invalid|out of bounds" "$OUT/memcheck.log" | head -20; ((rc)) && status=1
   step "compute-sanitizer racecheck (shared-memory kernels: qmv_mma, route, fused dense + grouped)"
   timeout "${T_RACECHECK:-120}" "$CS" --tool racecheck --error-exitcode 99 "$TGPU" \
-    --gtest_filter='GpuMatmul.BroadcastingAndVectors:GpuGather.ManyRowsPerItemAndNotTransposed:GpuGather.OutOfRange*' \
+    --gtest_filter='GpuMatmul.BroadcastingAndVectors:GpuMatmul.FusedPrefillEdgeShapes:GpuGather.ManyRowsPerItemAndNotTransposed:GpuGather.OutOfRange*' \
     --gtest_brief=1 >"$OUT/racecheck.log" 2>&1
   rc=$?; grep -E "ERROR SUMMARY|RACECHECK SUMMARY|PASSED|FAILED|hazard" "$OUT/racecheck.log" | head -20; ((rc)) && status=1
 fi

@@ -4,8 +4,10 @@
 #include "cuda/backend.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 
 #include "core/errors.h"
@@ -27,30 +29,57 @@ constexpr int64_t kDecodeMaxRows = 32;
 // CUDA-core kernel serves up to this many rows; beyond it, dequantize + cuBLAS.
 constexpr int64_t kGenericMaxRows = 8;
 
-// The fused Hopper kernel's range of M (dense). Measured on the H100 at 8192^2, 4-bit, bf16
-// (bench/gpu/README.md, "dispatch table"): the decode kernel wins up to M = 16, the fused kernel
-// from 17 to 4096 (0.91-1.07x cuBLAS from M = 512), dequantize + cuBLAS above (at 8192 it is
-// 0.97x cuBLAS, the fused kernel 0.84-0.99x).
+// Where the fused Hopper kernel runs (dense), from the H100 sweeps of
+// scripts/gpu-dispatch-sweep.sh (4-bit g64, bf16; every M from 1 to 8192 on five shapes,
+// bench/gpu/README.md "dispatch table"): the decode kernel up to M = 16; the fused kernel for
+// M = 17..4096 (8192^2: 42 us at M = 24..64 against 64-117 us for decode / dequantize + cuBLAS;
+// 0.91-1.07x cuBLAS from M = 512); dequantize + cuBLAS at M > 4096 (0.96-1.0x cuBLAS there).
+// Small matrices (N * K <= 4096^2) keep dequantize + cuBLAS up to M = 512: the fused kernel has
+// too few tiles there (4096^2, M = 24..512: 24-47 us against 21-41 us).
 constexpr int64_t kFusedMinRows = 16;
 constexpr int64_t kFusedMaxRows = 4096;
+constexpr int64_t kSmallMatrixElems = int64_t(4096) * 4096;
+constexpr int64_t kSmallMatrixMaxRows = 512;
+
+bool fused_by_table(int64_t M, int64_t N, int64_t K) {
+  if (M <= kFusedMinRows || M > kFusedMaxRows) return false;
+  return !(N * K <= kSmallMatrixElems && M <= kSmallMatrixMaxRows);
+}
 
 // gather_qmm takes the grouped fused kernel when the rows per active expert average at least
-// this many (fewer: the grouped decode kernel, which streams each expert once).
-constexpr int64_t kGroupedMinRows = 32;
+// this many (fewer: the grouped decode kernel, which streams each expert once). Measured on the
+// H100 (bench/gpu/README.md): from 8 rows per expert on the grouped kernel is faster (16 rows:
+// Qwen3 T=256 213 vs 406 us, Mixtral T=64 224 vs 338 us; 32 rows: Qwen3 T=512 227 vs 707 us).
+// QMM_CUDA_GROUPED_MIN_ROWS overrides it (benchmarks).
+int64_t grouped_min_rows() {
+  static const int64_t rows = [] {
+    const char* v = std::getenv("QMM_CUDA_GROUPED_MIN_ROWS");
+    return v ? std::max<int64_t>(1, std::atoll(v)) : int64_t(8);
+  }();
+  return rows;
+}
 
 // Which path runs where the fused kernel could: QMM_CUDA_PREFILL=cublas turns the fused kernels
 // off (decode + dequantize/cuBLAS as before), =fused uses them for every M above the decode
 // range; unset, the measured table above decides. Benchmarks use it to compare the paths.
 enum class PrefillChoice { table, fused, cublas };
+PrefillChoice parse_prefill(const std::string& v) {
+  if (v == "cublas") return PrefillChoice::cublas;
+  if (v == "fused") return PrefillChoice::fused;
+  if (v == "table") return PrefillChoice::table;
+  throw std::invalid_argument("[set_prefill_path] unknown path '" + v +
+                              "' (expected table, fused or cublas)");
+}
+std::atomic<int> g_prefill_choice{-1};  // -1: not set yet (read QMM_CUDA_PREFILL)
 PrefillChoice prefill_choice() {
 #if QMM_HAVE_FUSED
-  static const PrefillChoice choice = [] {
+  int c = g_prefill_choice.load(std::memory_order_relaxed);
+  if (c < 0) {
     const char* v = std::getenv("QMM_CUDA_PREFILL");
-    if (v && std::string(v) == "cublas") return PrefillChoice::cublas;
-    if (v && std::string(v) == "fused") return PrefillChoice::fused;
-    return PrefillChoice::table;
-  }();
-  return choice;
+    c = static_cast<int>(v && *v ? parse_prefill(v) : PrefillChoice::table);
+    g_prefill_choice.store(c, std::memory_order_relaxed);
+  }
+  return static_cast<PrefillChoice>(c);
 #else
   return PrefillChoice::cublas;
 #endif
@@ -205,9 +234,12 @@ class CudaBackend final : public core::Backend {
     const bool fast = mma_supported(a);
 
     if (!gathered) {
-      // With the fused kernel, M > kFusedMinRows leaves the decode kernel (measured crossover).
-      const bool fused = use_fused_prefill() && fused_supported(a);
-      const bool decode = fast && p.M <= (fused ? kFusedMinRows : kDecodeMaxRows);
+      // The measured table (or QMM_CUDA_PREFILL=fused) picks the fused kernel; where it does,
+      // it takes over from the decode kernel above M = kFusedMinRows.
+      const bool fused = use_fused_prefill() && fused_supported(a) &&
+                         (prefill_choice() == PrefillChoice::fused ? p.M > kFusedMinRows
+                                                                   : fused_by_table(p.M, p.N, p.K));
+      const bool decode = fast && (p.M <= kFusedMinRows || (!fused && p.M <= kDecodeMaxRows));
       const bool generic = !fast && p.M <= kGenericMaxRows;
       if (!decode && !generic) {
         // Large M: dequantize + cuBLAS, batch maps computed on the host from the strides.
@@ -216,7 +248,7 @@ class CudaBackend final : public core::Backend {
           xb[b] = p.batch == 1 ? 0 : core::map_batch(p.x_map, p.batch_shape, b, nullptr);
           wb[b] = p.batch == 1 ? 0 : core::map_batch(p.w_map, p.batch_shape, b, nullptr);
         }
-        if (fused && (p.M <= kFusedMaxRows || prefill_choice() == PrefillChoice::fused)) {
+        if (fused) {
           for (int64_t b = 0; b < p.batch; ++b) launch_fused(a, b, xb[b], wb[b], ctx, st);
         } else {
           launch_prefill(a, xb, wb, ctx, st);
@@ -288,7 +320,7 @@ class CudaBackend final : public core::Backend {
       a.rows_per_chunk = rows_per_chunk;
       // Many rows per expert: the grouped fused kernel (one launch over all experts' tiles).
       if (use_fused_prefill() && fused_supported(a) &&
-          B * p.M >= kGroupedMinRows * std::min(B, E)) {
+          B * p.M >= grouped_min_rows() * std::min(B, E)) {
         launch_fused_grouped(a, E, max_segments, ctx, st);
         return;
       }
@@ -309,5 +341,10 @@ class CudaBackend final : public core::Backend {
 }  // namespace
 
 std::unique_ptr<core::Backend> make_backend() { return std::make_unique<CudaBackend>(); }
+
+void set_prefill_path(const char* name) {
+  g_prefill_choice.store(static_cast<int>(parse_prefill(name ? name : "table")),
+                         std::memory_order_relaxed);
+}
 
 }  // namespace qmm::cuda

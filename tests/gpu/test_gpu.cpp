@@ -12,6 +12,7 @@
 #include <random>
 
 #include "core/array_impl.h"
+#include "cuda/backend.h"
 #include "cuda/runtime.h"
 #include "test_util.h"
 
@@ -304,6 +305,8 @@ TEST(GpuMatmul, StridedSlicedAndMisaligned) {
 // the decode kernel's range): both token tiles, stream-K, N and K not multiples of the 128 x 64
 // tile, one k step of a group (K = 128 with g = 128), batches with a broadcast weight.
 TEST(GpuMatmul, FusedPrefillEdgeShapes) {
+  // The dispatch table sends small matrices to dequantize + cuBLAS; force the fused kernel.
+  qmm::cuda::set_prefill_path("fused");
   for (Dtype dt : {Dtype::bfloat16, Dtype::float16})
     for (int bits : {4, 8})
       for (int gs : {64, 128}) {
@@ -317,6 +320,8 @@ TEST(GpuMatmul, FusedPrefillEdgeShapes) {
         check_qmm({2, 3, 40, 256}, {3, 24, 256}, true, c, dt);
       }
   check_qmm({200, 2880}, {72, 2880}, true, {"affine", 64, 4}, Dtype::bfloat16);  // K = 45 groups
+  EXPECT_THROW(qmm::cuda::set_prefill_path("fastest"), std::invalid_argument);
+  qmm::cuda::set_prefill_path("table");
 }
 
 // Large shapes: the GPU against the CPU backend (both float32-accumulating).
@@ -430,48 +435,49 @@ TEST(GpuGather, MoeRoutingEveryPath) {
 // pairs, the same pairs sorted by expert (identical bits: each row's result does not depend on
 // its place in a tile), an expert with no tokens, N and K not multiples of the tile.
 TEST(GpuGather, GroupedFusedManyTokens) {
-  const int64_t E = 6, N = 136, T = 200, top = 2;
   std::mt19937 rng(11);
-  for (Dtype dt : {Dtype::bfloat16, Dtype::float16})
-    for (int bits : {4, 8})
-      for (int gs : {64, 128}) {
-        const ModeCase c{"affine", gs, bits};
-        const int64_t K = 3 * gs;
-        auto q = qmm::quantize(randn({E, N, K}, dt, 0.05f), gs, bits, "affine", {}, kCpu);
-        std::vector<int32_t> idx(T * top);
-        for (auto& v : idx) v = static_cast<int32_t>(rng() % (E - 1));  // expert E-1 unused
-        Array x = randn({T, 1, 1, K}, dt, 0.5f);
-        Array rhs = Array::from_vector(idx, {T, top}, kGpu);
-        const std::string what = case_name(c) + " " + std::string(qmm::dtype_name(dt));
-        check_gather_vs_cpu(x, q, {}, rhs, true, c, false, tolerance(dt), what + " unsorted");
-        std::vector<int64_t> order(idx.size());
-        std::iota(order.begin(), order.end(), 0);
-        std::stable_sort(order.begin(), order.end(),
-                         [&](int64_t a, int64_t b) { return idx[a] < idx[b]; });
-        std::vector<int64_t> sidx, lhs;
-        for (auto o : order) {
-          sidx.push_back(idx[o]);
-          lhs.push_back(o / top);
+  // (E, T, top): about 66 rows per expert (128 x 64 tiles) and about 350 (4-bit: 128 x 256).
+  for (auto [E, T, top] : {std::tuple<int64_t, int64_t, int64_t>{6, 200, 2}, {3, 700, 1}})
+    for (Dtype dt : {Dtype::bfloat16, Dtype::float16})
+      for (int bits : {4, 8})
+        for (int gs : {64, 128}) {
+          const ModeCase c{"affine", gs, bits};
+          const int64_t K = 3 * gs, N = 136;
+          auto q = qmm::quantize(randn({E, N, K}, dt, 0.05f), gs, bits, "affine", {}, kCpu);
+          std::vector<int32_t> idx(T * top);
+          for (auto& v : idx) v = static_cast<int32_t>(rng() % (E - 1));  // expert E-1 unused
+          Array x = randn({T, 1, 1, K}, dt, 0.5f);
+          Array rhs = Array::from_vector(idx, {T, top}, kGpu);
+          const std::string what = case_name(c) + " " + std::string(qmm::dtype_name(dt));
+          check_gather_vs_cpu(x, q, {}, rhs, true, c, false, tolerance(dt), what + " unsorted");
+          std::vector<int64_t> order(idx.size());
+          std::iota(order.begin(), order.end(), 0);
+          std::stable_sort(order.begin(), order.end(),
+                           [&](int64_t a, int64_t b) { return idx[a] < idx[b]; });
+          std::vector<int64_t> sidx, lhs;
+          for (auto o : order) {
+            sidx.push_back(idx[o]);
+            lhs.push_back(o / top);
+          }
+          Array xs = x.reshape({T, 1, K});
+          Array ls = Array::from_vector(lhs, {T * top}, kGpu),
+                rs = Array::from_vector(sidx, {T * top}, kGpu);
+          Array ys = qmm::gather_qmm(xs, q.w_q, q.scales, q.biases, ls, rs, true, gs, bits,
+                                     "affine", true);
+          check_gather_vs_cpu(xs, q, ls, rs, true, c, true, tolerance(dt), what + " sorted");
+          // Unsorted result rows, permuted into the sorted order, equal the sorted run bit for bit.
+          Array yu = qmm::gather_qmm(x, q.w_q, q.scales, q.biases, {}, rhs, true, gs, bits,
+                                     "affine", false)
+                         .reshape({T * top, N})
+                         .to(kCpu);
+          auto yuv = yu.astype(Dtype::float32, kCpu).to_vector<float>();
+          std::vector<float> permuted;
+          for (auto o : order)
+            permuted.insert(permuted.end(), yuv.begin() + o * N, yuv.begin() + (o + 1) * N);
+          EXPECT_EQ(permuted,
+                    ys.reshape({T * top, N}).astype(Dtype::float32, kCpu).to_vector<float>())
+              << what;
         }
-        Array xs = x.reshape({T, 1, K});
-        Array ls = Array::from_vector(lhs, {T * top}, kGpu),
-              rs = Array::from_vector(sidx, {T * top}, kGpu);
-        Array ys =
-            qmm::gather_qmm(xs, q.w_q, q.scales, q.biases, ls, rs, true, gs, bits, "affine", true);
-        check_gather_vs_cpu(xs, q, ls, rs, true, c, true, tolerance(dt), what + " sorted");
-        // Unsorted result rows, permuted into the sorted order, equal the sorted run bit for bit.
-        Array yu =
-            qmm::gather_qmm(x, q.w_q, q.scales, q.biases, {}, rhs, true, gs, bits, "affine", false)
-                .reshape({T * top, N})
-                .to(kCpu);
-        auto yuv = yu.astype(Dtype::float32, kCpu).to_vector<float>();
-        std::vector<float> permuted;
-        for (auto o : order)
-          permuted.insert(permuted.end(), yuv.begin() + o * N, yuv.begin() + (o + 1) * N);
-        EXPECT_EQ(permuted,
-                  ys.reshape({T * top, N}).astype(Dtype::float32, kCpu).to_vector<float>())
-            << what;
-      }
 }
 
 TEST(GpuGather, ManyRowsPerItemAndNotTransposed) {

@@ -109,14 +109,15 @@ bool fused_forced_off() { return prefill_forced("cublas"); }
 std::string dense_kernel(const Case& c) {
   const bool mma =
       (c.dt == Dtype::bfloat16 || (c.dt == Dtype::float16 && c.mode == "affine")) && c.K % 32 == 0;
-  const bool fused = !fused_forced_off() && c.mode == "affine" && (c.bits == 4 || c.bits == 8) &&
-                     c.dt != Dtype::float32 && c.gs % 64 == 0 && c.N % 8 == 0;
-  if (mma && c.M <= (fused ? 16 : 32)) return "qmv_mma";
+  // Mirrors cuda/backend.cpp (fused_by_table) and fused_dispatch.cu (kSmallTileMaxRows).
+  const bool fused_ok = !fused_forced_off() && c.mode == "affine" && (c.bits == 4 || c.bits == 8) &&
+                        c.dt != Dtype::float32 && c.gs % 64 == 0 && c.N % 8 == 0;
+  const bool by_table =
+      c.M > 16 && c.M <= 4096 && !(c.N * c.K <= int64_t(4096) * 4096 && c.M <= 512);
+  const bool fused = fused_ok && (prefill_forced("fused") ? c.M > 16 : by_table);
+  if (mma && (c.M <= 16 || (!fused && c.M <= 32))) return "qmv_mma";
   if (!mma && c.M <= 8) return c.K % 32 == 0 ? "qmv_simt" : "generic";
-  // The fused Hopper kernel's domain (cuda/fused/fused_dispatch.cu), unless forced off.
-  // Mirrors cuda/backend.cpp (kFusedMaxRows) and fused_dispatch.cu (kSmallTileMaxRows).
-  if (fused && (c.M <= 4096 || prefill_forced("fused")))
-    return c.M <= 128 ? "fused(128x64,streamK)" : "fused(128x256)";
+  if (fused) return c.M <= 128 ? "fused(128x64,streamK)" : "fused(128x256)";
   return "dequant+cublas";
 }
 
@@ -263,9 +264,13 @@ Measured run_moe(const Case& c, const Env& env, uint64_t seed) {
   m.flops = 2.0 * B * c.N * c.K;
   m.floor_us = std::max(m.bytes / (env.read_gbps * 1e3), m.flops / (env.matmul_tflops * 1e6));
   // Mirrors the gather dispatch of cuda/backend.cpp (kGroupedMinRows).
+  const char* min_rows_env = std::getenv("QMM_CUDA_GROUPED_MIN_ROWS");
+  const int64_t grouped_min_rows =
+      min_rows_env ? std::max<int64_t>(1, std::atoll(min_rows_env)) : 32;
   const bool fused_grouped = !fused_forced_off() && c.mode == "affine" &&
                              (c.bits == 4 || c.bits == 8) && c.dt != Dtype::float32 &&
-                             c.gs % 64 == 0 && c.N % 8 == 0 && B >= 32 * std::min<int64_t>(B, c.E);
+                             c.gs % 64 == 0 && c.N % 8 == 0 &&
+                             B >= grouped_min_rows * std::min<int64_t>(B, c.E);
   m.kernel = c.dt == Dtype::float32 ? "route+generic"
              : fused_grouped        ? "route+fused(grouped)"
                                     : "route+qmv_mma(grouped)";

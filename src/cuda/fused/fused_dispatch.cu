@@ -24,10 +24,10 @@ void throw_fused_error(const char* what) {
 
 namespace {
 
-// Token rows up to which the 128 x 64 stream-K instances run: below it the 128 x 256 tiles
-// leave SMs idle (N / 128 tiles of one token tile each). Measured at 8192^2: 128 x 64 takes
-// 43 us for M = 24..64 and 63 us at 96..128, but 89 / 111 us at 192 / 256 where 128 x 256 takes
-// about the 93 us it needs at 384.
+// Token rows up to which the 128 x 64 stream-K instances run; above, 128 x 256 tiles. Measured
+// on the H100 (4-bit, bf16; scripts/gpu-dispatch-sweep.sh): at M = 96..128 the 128 x 64 tiles
+// take 63 / 62 us at 8192^2 / 14336x4096, the 128 x 256 tiles 90 / 55-63 us (N / 128 tiles of
+// one token tile leave SMs idle); from M = 192 the wide tiles win (14336x4096: 51 us).
 constexpr int64_t kSmallTileMaxRows = 128;
 
 // dst[g, n] = src[n, g] for two arrays at once (scales and biases), through a padded shared
@@ -92,8 +92,15 @@ const Instance* pick(int bits, Dtype dtype, int64_t M) {
   return nullptr;
 }
 
-const GroupedInstance* pick_grouped(int bits, Dtype dtype) {
+// Rows per active expert (a host-side estimate: all rows spread over min(items, experts))
+// from which the 128 x 256 grouped tiles run.
+constexpr int64_t kGroupedLargeTileRows = 192;
+
+const GroupedInstance* pick_grouped(int bits, Dtype dtype, int64_t rows_per_expert) {
   const bool bf16 = dtype == Dtype::bfloat16;
+  const bool large = rows_per_expert >= kGroupedLargeTileRows;
+  if (bits == 4 && large)
+    return bf16 ? &grouped_affine4_bf16_large() : &grouped_affine4_f16_large();
   if (bits == 4) return bf16 ? &grouped_affine4_bf16() : &grouped_affine4_f16();
   if (bits == 8) return bf16 ? &grouped_affine8_bf16() : &grouped_affine8_f16();
   return nullptr;
@@ -171,7 +178,8 @@ namespace qmm::cuda {
 
 void launch_fused_grouped(const MatmulArgs& a, int64_t experts, int64_t max_segments,
                           DeviceContext& ctx, cudaStream_t stream) {
-  const fused::GroupedInstance* inst = fused::pick_grouped(a.spec.bits, a.dtype);
+  const fused::GroupedInstance* inst = fused::pick_grouped(
+      a.spec.bits, a.dtype, a.batch * a.M / std::max<int64_t>(1, std::min(a.batch, experts)));
   if (!inst) fused::throw_fused_error("dispatch");
   const int64_t rows = a.batch * a.M, groups = a.K / a.spec.group_size;
   auto pad = [](size_t b) { return (b + 255) / 256 * 256; };

@@ -20,5 +20,8 @@ const GroupedInstance& grouped_affine4_bf16();
 const GroupedInstance& grouped_affine4_f16();
 const GroupedInstance& grouped_affine8_bf16();
 const GroupedInstance& grouped_affine8_f16();
+// 128 x 256 tiles (4-bit only, to bound the build): many rows per expert.
+const GroupedInstance& grouped_affine4_bf16_large();
+const GroupedInstance& grouped_affine4_f16_large();
 
 }  // namespace qmm::cuda::fused
