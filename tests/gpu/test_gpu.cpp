@@ -364,6 +364,24 @@ TEST(GpuMatmul, LargeShapesAgainstCpu) {
 
 namespace {
 
+// The sorted form of top-k routing (mlx-lm's SwitchGLU): the flat (token, expert) pairs
+// ordered by expert (stable), their experts and their tokens.
+struct SortedPairs {
+  std::vector<int64_t> order, experts, tokens;
+};
+SortedPairs sort_pairs(const std::vector<int32_t>& idx, int64_t top) {
+  SortedPairs p;
+  p.order.resize(idx.size());
+  std::iota(p.order.begin(), p.order.end(), 0);
+  std::stable_sort(p.order.begin(), p.order.end(),
+                   [&](int64_t a, int64_t b) { return idx[a] < idx[b]; });
+  for (auto o : p.order) {
+    p.experts.push_back(idx[o]);
+    p.tokens.push_back(o / top);
+  }
+  return p;
+}
+
 // gather_qmm on the GPU against the CPU backend on the same inputs.
 void check_gather_vs_cpu(const Array& x, const qmm::Quantized& q, const std::optional<Array>& lhs,
                          const std::optional<Array>& rhs, bool t, const ModeCase& c, bool sorted,
@@ -401,15 +419,7 @@ TEST(GpuGather, MoeRoutingEveryPath) {
       check_gather_vs_cpu(x, q, {}, rhs, true, c, false, tolerance(dt), what + " host idx");
       check_gather_vs_cpu(x, q, {}, rhs.to(kGpu), true, c, false, tolerance(dt), what + " gpu idx");
       // The sorted form (mlx-lm's SwitchGLU): flat pairs ordered by expert, x rows gathered.
-      std::vector<int64_t> order(idx.size());
-      std::iota(order.begin(), order.end(), 0);
-      std::stable_sort(order.begin(), order.end(),
-                       [&](int64_t a, int64_t b) { return idx[a] < idx[b]; });
-      std::vector<int64_t> sidx, lhs;
-      for (auto o : order) {
-        sidx.push_back(idx[o]);
-        lhs.push_back(o / top);
-      }
+      const auto [order, sidx, lhs] = sort_pairs(idx, top);
       Array xs = x.reshape({T, 1, K});
       Array rs = Array::from_vector(sidx, {T * top}, kGpu),
             ls = Array::from_vector(lhs, {T * top}, kGpu);
@@ -450,15 +460,7 @@ TEST(GpuGather, GroupedFusedManyTokens) {
           Array rhs = Array::from_vector(idx, {T, top}, kGpu);
           const std::string what = case_name(c) + " " + std::string(qmm::dtype_name(dt));
           check_gather_vs_cpu(x, q, {}, rhs, true, c, false, tolerance(dt), what + " unsorted");
-          std::vector<int64_t> order(idx.size());
-          std::iota(order.begin(), order.end(), 0);
-          std::stable_sort(order.begin(), order.end(),
-                           [&](int64_t a, int64_t b) { return idx[a] < idx[b]; });
-          std::vector<int64_t> sidx, lhs;
-          for (auto o : order) {
-            sidx.push_back(idx[o]);
-            lhs.push_back(o / top);
-          }
+          const auto [order, sidx, lhs] = sort_pairs(idx, top);
           Array xs = x.reshape({T, 1, K});
           Array ls = Array::from_vector(lhs, {T * top}, kGpu),
                 rs = Array::from_vector(sidx, {T * top}, kGpu);

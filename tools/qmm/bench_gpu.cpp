@@ -385,6 +385,21 @@ std::vector<Case> moe_cases(bool quick, const std::vector<int64_t>& token_list) 
   return v;
 }
 
+// "M,N,K[,mode,bits,group_size,dtype]" into a dense case (defaults: affine 4-bit g64 bf16).
+bool parse_dense_case(const std::string& text, Case& c) {
+  char mode[16] = "affine", dt[16] = "bfloat16";
+  long long M, N, K;
+  if (std::sscanf(text.c_str(), "%lld,%lld,%lld,%15[^,],%d,%d,%15s", &M, &N, &K, mode, &c.bits,
+                  &c.gs, dt) < 3)
+    return false;
+  c.M = M;
+  c.N = N;
+  c.K = K;
+  c.mode = mode;
+  c.dt = qmm::parse_dtype(dt);
+  return true;
+}
+
 }  // namespace
 
 int run_gpu_bench(const std::vector<std::string>& args) {
@@ -404,19 +419,10 @@ int run_gpu_bench(const std::vector<std::string>& args) {
     else if (args[i] == "--case" && i + 1 < args.size()) {
       // One dense case: M,N,K[,mode,bits,group_size,dtype] (for profilers).
       Case c;
-      char mode[16] = "affine", dt[16] = "bfloat16";
-      long long M, N, K;
-      int n = std::sscanf(args[++i].c_str(), "%lld,%lld,%lld,%15[^,],%d,%d,%15s", &M, &N, &K, mode,
-                          &c.bits, &c.gs, dt);
-      if (n < 3) {
+      if (!parse_dense_case(args[++i], c)) {
         std::fprintf(stderr, "--case M,N,K[,mode,bits,group_size,dtype]\n");
         return 2;
       }
-      c.M = M;
-      c.N = N;
-      c.K = K;
-      c.mode = mode;
-      c.dt = qmm::parse_dtype(dt);
       one = c;
     } else if (args[i] == "--tokens" && i + 1 < args.size()) {
       // gather_qmm rows only, at these token counts (comma-separated).
@@ -428,19 +434,11 @@ int run_gpu_bench(const std::vector<std::string>& args) {
       }
     } else if (args[i] == "--sweep" && i + 1 < args.size()) {
       // Every M of the dispatch table on one shape: N,K[,mode,bits,group_size,dtype].
-      char mode[16] = "affine", dt[16] = "bfloat16";
-      long long N, K;
       Case base;
-      int n = std::sscanf(args[++i].c_str(), "%lld,%lld,%15[^,],%d,%d,%15s", &N, &K, mode,
-                          &base.bits, &base.gs, dt);
-      if (n < 2) {
+      if (!parse_dense_case("1," + args[++i], base)) {
         std::fprintf(stderr, "--sweep N,K[,mode,bits,group_size,dtype]\n");
         return 2;
       }
-      base.N = N;
-      base.K = K;
-      base.mode = mode;
-      base.dt = qmm::parse_dtype(dt);
       for (int64_t M : {1,  2,   4,   8,   12,  16,  24,   32,   48,   64,
                         96, 128, 192, 256, 384, 512, 1024, 2048, 4096, 8192}) {
         Case c = base;
