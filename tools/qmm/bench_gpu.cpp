@@ -117,7 +117,9 @@ std::string dense_kernel(const Case& c) {
   const bool fused = fused_ok && (prefill_forced("fused") ? c.M > 16 : by_table);
   if (mma && (c.M <= 16 || (!fused && c.M <= 32))) return "qmv_mma";
   if (!mma && c.M <= 8) return c.K % 32 == 0 ? "qmv_simt" : "generic";
-  if (fused) return c.M <= 128 ? "fused(128x64,streamK)" : "fused(128x256)";
+  if (fused && c.M <= 128) return "fused(128x64,streamK)";
+  if (fused && c.M <= 256 && c.bits == 4 && (c.N + 127) / 128 < 99) return "fused(128x128,streamK)";
+  if (fused) return "fused(128x256)";
   return "dequant+cublas";
 }
 

@@ -29,6 +29,12 @@ namespace {
 // take 63 / 62 us at 8192^2 / 14336x4096, the 128 x 256 tiles 90 / 55-63 us (N / 128 tiles of
 // one token tile leave SMs idle); from M = 192 the wide tiles win (14336x4096: 51 us).
 constexpr int64_t kSmallTileMaxRows = 128;
+// 4-bit, M up to this: 128 x 128 stream-K tiles when the 128 x 256 grid would fill less than
+// kMediumTileMaxFill of the SMs. Measured at M = 192..256: 8192^2 70-73 us (128 x 256: 89),
+// 8192x28672 239 (300); but 14336x4096 72 (51-54) and 28672x8192 237-241 (190-195), whose
+// 128 x 256 grids already cover most SMs.
+constexpr int64_t kMediumTileMaxRows = 256;
+constexpr double kMediumTileMaxFill = 0.75;
 
 // dst[g, n] = src[n, g] for two arrays at once (scales and biases), through a padded shared
 // tile so both the reads and the writes are coalesced. 2-byte elements.
@@ -78,10 +84,13 @@ __global__ void move_rows(const uint16_t* src, uint16_t* dst, const int* order, 
 }
 
 // The instance for a problem: (bits, dtype) picks the family, M the tile shape.
-const Instance* pick(int bits, Dtype dtype, int64_t M) {
+const Instance* pick(int bits, Dtype dtype, int64_t M, int64_t N, int sm_count) {
   const bool bf16 = dtype == Dtype::bfloat16;
   const bool small = M <= kSmallTileMaxRows;
+  const double wide_fill = double((N + 127) / 128) * double((M + 255) / 256) / sm_count;
   if (bits == 4) {
+    if (!small && M <= kMediumTileMaxRows && wide_fill < kMediumTileMaxFill)
+      return bf16 ? &affine4_bf16_medium() : &affine4_f16_medium();
     if (bf16) return small ? &affine4_bf16_small() : &affine4_bf16_large();
     return small ? &affine4_f16_small() : &affine4_f16_large();
   }
@@ -144,7 +153,7 @@ bool fused_supported(const MatmulArgs& a) {
 
 void launch_fused(const MatmulArgs& a, int64_t b, int64_t xb, int64_t wb, DeviceContext& ctx,
                   cudaStream_t stream) {
-  const fused::Instance* inst = fused::pick(a.spec.bits, a.dtype, a.M);
+  const fused::Instance* inst = fused::pick(a.spec.bits, a.dtype, a.M, a.N, ctx.sm_count());
   if (!inst) fused::throw_fused_error("dispatch");
   const int64_t groups = a.K / a.spec.group_size;
   const size_t es = 2;

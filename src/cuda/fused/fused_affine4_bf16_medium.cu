@@ -1,0 +1,14 @@
+// Fused Hopper kernel instance: affine 4-bit codes, bf16 activations, 128 x 128 tiles with
+// stream-K (M = 129..256, where N / 128 tiles of 128 x 256 leave SMs idle).
+#include "cuda/fused/fused_gemm.cuh"
+#include "cuda/fused/instances.h"
+
+namespace qmm::cuda::fused {
+
+const Instance& affine4_bf16_medium() {
+  using G = FusedGemm<cutlass::uint4b_t, cutlass::bfloat16_t, true, 128, 128, 64, true>;
+  static const Instance inst{"fused/affine4/bf16/128x128", G::can_run, G::workspace_bytes, G::run};
+  return inst;
+}
+
+}  // namespace qmm::cuda::fused
