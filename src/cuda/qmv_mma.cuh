@@ -508,6 +508,23 @@ inline MmaArgs make_mma_args(const MatmulArgs& m) {
   return a;
 }
 
+// Affine weights of every bit width with activations T: the body of the per-dtype entry
+// points below (each translation unit instantiates it for one T).
+template <class T>
+void launch_mma_affine(const MatmulArgs& m, int64_t tiles, cudaStream_t stream) {
+  const MmaArgs a = make_mma_args(m);
+  const int64_t slots = m.work_slots;
+  const int rows = m.rows_per_chunk;
+  switch (m.spec.bits) {
+    case 2: launch_mma_typed<T, AffinePow2<2>>(a, tiles, slots, rows, stream); break;
+    case 3: launch_mma_typed<T, AffineOdd<3>>(a, tiles, slots, rows, stream); break;
+    case 4: launch_mma_typed<T, AffinePow2<4>>(a, tiles, slots, rows, stream); break;
+    case 5: launch_mma_typed<T, AffineOdd<5>>(a, tiles, slots, rows, stream); break;
+    case 6: launch_mma_typed<T, AffineOdd<6>>(a, tiles, slots, rows, stream); break;
+    default: launch_mma_typed<T, Affine8>(a, tiles, slots, rows, stream); break;
+  }
+}
+
 // Per-dtype entry points (one translation unit each).
 void launch_mma_bf16_affine(const MatmulArgs& m, int64_t tiles, cudaStream_t stream);
 void launch_mma_bf16_fp(const MatmulArgs& m, int64_t tiles, cudaStream_t stream);
