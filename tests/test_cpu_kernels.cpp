@@ -269,6 +269,10 @@ TEST_P(CpuKernels, BitIdenticalAcrossThreadCounts) {
       {{QuantMode::affine, 32, 3, "affine"}, true, 3, 300, 1024, Dtype::bfloat16},
       {{QuantMode::mxfp4, 32, 4, "mxfp4"}, true, 20, 500, 1024, Dtype::float16},
       {{QuantMode::affine, 128, 8, "affine"}, false, 9, 512, 600, Dtype::float32},
+      // GEMM with several column blocks per thread (a thread's items run as one call, so the
+      // blocks start at different columns for different thread counts) and several x blocks.
+      {{QuantMode::affine, 64, 4, "affine"}, true, 61, 1000, 640, Dtype::bfloat16},
+      {{QuantMode::affine, 32, 4, "affine"}, false, 50, 1024, 320, Dtype::float32},
   };
   const int before = qmm::num_threads();
   for (const Case& c : cases) {

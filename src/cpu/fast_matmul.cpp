@@ -309,13 +309,14 @@ void fast_matmul(const core::MatmulProblem& p) {
   }
 
   // Work items: (bucket, column block). Column blocks are multiples of 32 (the widest
-  // transpose=false panel) and small enough to give every thread several items.
+  // transpose=false panel) and small enough to give every thread several items. A thread runs
+  // consecutive GEMM items of one bucket as one call (below), so their blocks can be narrow
+  // (an even split) without packing x more often.
   std::vector<Item> items;
   double total = 0;
   for (size_t bi = 0; bi < buckets.size(); ++bi) {
     const Bucket& bk = buckets[bi];
-    const bool gemv = P.transpose && bk.count < kGemmMinRows;
-    const int64_t nb = gemv ? 64 : 192;
+    const int64_t nb = 64;
     for (int64_t n0 = 0; n0 < N; n0 += nb) {
       const int64_t n1 = std::min(N, n0 + nb);
       // Cost ~ multiply-adds plus the decode work (about 8 multiply-adds per weight).
@@ -340,17 +341,27 @@ void fast_matmul(const core::MatmulProblem& p) {
       while (t < threads && acc >= total * t / threads) split[t++] = i + 1;
     }
   }
+  // GEMM kernels compute every output element with the same operations whatever the column
+  // range of a call, so a thread's consecutive items of one GEMM bucket run as one call (x is
+  // packed once per call and column block); GEMV items run one by one.
+  auto is_gemm = [&](const Bucket& bk) { return !P.transpose || bk.count >= kGemmMinRows; };
   auto run_items = [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t)
-      for (size_t i = split[t]; i < split[t + 1]; ++i) {
+      for (size_t i = split[t]; i < split[t + 1];) {
         const Item& it = items[i];
         const Bucket& bk = buckets[it.bucket];
-        ks->run(P, bk, xrows.data() + bk.begin, orows.data() + bk.begin, it.n0, it.n1);
+        size_t j = i + 1;
+        if (is_gemm(bk))
+          while (j < split[t + 1] && items[j].bucket == it.bucket && items[j].n0 == items[j - 1].n1)
+            ++j;
+        const int64_t n0 = it.n0, n1 = items[j - 1].n1;
+        i = j;
+        ks->run(P, bk, xrows.data() + bk.begin, orows.data() + bk.begin, n0, n1);
         if (P.out_dtype != Dtype::float32) {
           for (int64_t r = 0; r < bk.count; ++r) {
             const int64_t o = orows[bk.begin + r];
-            char* dst = static_cast<char*>(P.out) + (o * N + it.n0) * 2;
-            ks->from_f32(P.acc + o * N + it.n0, P.out_dtype, dst, it.n1 - it.n0);
+            char* dst = static_cast<char*>(P.out) + (o * N + n0) * 2;
+            ks->from_f32(P.acc + o * N + n0, P.out_dtype, dst, n1 - n0);
           }
         }
       }
