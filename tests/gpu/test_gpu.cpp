@@ -258,6 +258,25 @@ TEST(GpuMatmul, OddShapes) {
     }
 }
 
+// The decode kernel is persistent: a CTA walks several 16-row weight tiles (one per 264
+// resident CTAs, so N above 2 * 264 * 16 = 8448 for one slot) with its loads running across the
+// tile boundaries. Both x paths: permuted once into shared memory (rows * K * 2 <= 48 KiB) and
+// read from global memory (M = 12, K = 2048: 64 KiB); a tail tile inside the walk (N % 16 != 0);
+// broadcast batches (3 slots share the SMs: 188 tiles over 88 CTAs); every decode format.
+TEST(GpuMatmul, DecodeWalksSeveralTiles) {
+  for (Dtype dt : {Dtype::bfloat16, Dtype::float16}) {
+    check_qmm({1, 256}, {9000, 256}, true, {"affine", 64, 4}, dt);
+    check_qmm({5, 512}, {9000, 512}, true, {"affine", 64, 8}, dt);
+    check_qmm({12, 256}, {9000, 256}, true, {"affine", 32, 3}, dt);
+    check_qmm({12, 2048}, {8500, 2048}, true, {"affine", 128, 4}, dt);
+    check_qmm({3, 1, 2, 512}, {3000, 512}, true, {"affine", 64, 2}, dt);
+  }
+  for (const ModeCase& c : std::vector<ModeCase>{{"mxfp4", 32, 4}, {"nvfp4", 16, 4}, {"mxfp8", 32, 8}}) {
+    check_qmm({1, 256}, {9000, 256}, true, c, Dtype::bfloat16);
+    check_qmm({12, 2048}, {8500, 2048}, true, c, Dtype::bfloat16);
+  }
+}
+
 TEST(GpuMatmul, BroadcastingAndVectors) {
   for (Dtype dt : {Dtype::bfloat16, Dtype::float32}) {
     ModeCase c{"affine", 64, 4};
