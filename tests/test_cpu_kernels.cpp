@@ -316,6 +316,67 @@ TEST_P(CpuKernels, FastTier) {
   qmm::set_matmul_precision("exact");
 }
 
+// The fast tier's GEMM (>= 16 rows; int8 x per group, affine 4-bit) against the same bound:
+// several KC blocks with a remainder, more rows than one x block (96), more columns than one
+// prepared block (1024) with a partial panel; other formats and transpose=false run exact.
+TEST_P(CpuKernels, FastTierGemm) {
+  qmm::set_matmul_precision("fast");
+  const bool simd = GetParam() != "generic";
+  uint64_t seed = 7000;
+  double worst = 0;
+  struct Shape {
+    int64_t M, N, Kgroups;
+  };
+  for (const Format& f :
+       {Format{QuantMode::affine, 32, 4, "affine"}, Format{QuantMode::affine, 64, 4, "affine"},
+        Format{QuantMode::affine, 128, 4, "affine"}, Format{QuantMode::mxfp4, 32, 4, "mxfp4"}})
+    for (Dtype dt : {Dtype::float32, Dtype::bfloat16, Dtype::float16})
+      for (const Shape& s : {Shape{16, 21, 1}, Shape{17, 40, 11}, Shape{23, 16, 7},
+                             Shape{101, 1100, 5}}) {
+        if (s.M > 100 && dt != Dtype::bfloat16) continue;  // the float64 reference is slow
+        const int64_t K = s.Kgroups * f.gs;
+        Weights W = make_weights(f, 1, s.N, K, dt, seed++);
+        MatmulProblem p = make_problem(f, true, s.M, s.N, K, dt, W, 1, 1, seed++);
+        const bool fast = simd && f.mode == QuantMode::affine;
+        EXPECT_EQ(qmm::cpu::describe_kernel(p).find("fast_gemm") != std::string::npos, fast);
+        const double e = check(p);
+        EXPECT_LE(e, 2e-2) << f.name << " gs " << f.gs << " " << dtname(dt) << " M " << s.M
+                           << " N " << s.N << " K " << K;
+        if (fast) {
+          EXPECT_GT(e, 1e-5) << "the int8 kernel did not run";
+          worst = std::max(worst, e);
+        }
+      }
+  // Bit-identical for any thread count, as the exact kernels.
+  {
+    const Format f{QuantMode::affine, 64, 4, "affine"};
+    Weights W = make_weights(f, 1, 1100, 640, Dtype::bfloat16, 77);
+    MatmulProblem p = make_problem(f, true, 61, 1100, 640, Dtype::bfloat16, W, 1, 1, 78);
+    const int before = qmm::num_threads();
+    std::vector<std::vector<uint8_t>> results;
+    for (int t : {1, 2, 3, 4}) {
+      qmm::set_num_threads(t);
+      MatmulProblem q = p;
+      q.out = fresh_out(p);
+      qmm::cpu::fast_matmul(q);
+      std::vector<uint8_t> bytes(q.out.nbytes());
+      q.out.copy_to_host(bytes.data());
+      results.push_back(std::move(bytes));
+    }
+    qmm::set_num_threads(before);
+    for (size_t i = 1; i < results.size(); ++i) EXPECT_EQ(results[i], results[0]);
+  }
+  // transpose=false has no fast kernel: exact.
+  {
+    const Format f{QuantMode::affine, 64, 4, "affine"};
+    Weights W = make_weights(f, 1, 128, 64, Dtype::float32, 79);
+    MatmulProblem p = make_problem(f, false, 20, 64, 128, Dtype::float32, W, 1, 1, 80);
+    EXPECT_LE(check(p), 1e-5);
+  }
+  qmm::set_matmul_precision("exact");
+  if (simd) std::printf("[ fast GEMM ] worst relative error %.2e\n", worst);
+}
+
 INSTANTIATE_TEST_SUITE_P(Sets, CpuKernels, ::testing::ValuesIn(kernel_sets()),
                          [](const auto& info) { return info.param; });
 

@@ -156,14 +156,19 @@ std::string describe_kernel(const core::MatmulProblem& p) {
   // The rows per bucket are M for dense problems (one weight matrix per batch).
   int64_t rows = p.M;
   if (p.w_batches == 1 && p.batch > 1) rows = p.M * p.batch;
+  MatmulPlan P;
+  P.mode = p.spec.mode;
+  P.bits = p.spec.bits;
+  P.gs = p.spec.group_size;
+  P.transpose = p.transpose;
+  const bool fast = matmul_precision() == Precision::fast;
   if (rows < kGemmMinRows) {
-    MatmulPlan P;
-    P.mode = p.spec.mode;
-    P.bits = p.spec.bits;
-    P.transpose = p.transpose;
-    if (matmul_precision() == Precision::fast && ks->has_fast(P)) return name + "/fast_gemv";
+    if (fast && rows <= kGemvMaxRows && ks->has_fast(P)) return name + "/fast_gemv";
     return name + (rows <= kGemvMaxRows ? "/gemv" : "/gemv_medium");
   }
+  static const float kSomeSums = 0.0f;  // has_fast_gemm needs the sums of x (affine, transpose)
+  if (P.mode == core::QuantMode::affine) P.xsum = &kSomeSums;
+  if (fast && ks->has_fast_gemm(P)) return name + "/fast_gemm";
   return name + "/gemm";
 }
 
@@ -253,9 +258,12 @@ void fast_matmul(const core::MatmulProblem& p) {
   std::vector<int8_t> xq;
   std::vector<float> xqs;
   std::vector<int32_t> xqsum;
+  // The fast GEMM (buckets of >= 16 rows) quantizes x itself, block by block; the fast GEMV
+  // (<= 3 rows) reads the rows prepared here. Without either, the call runs exact.
+  bool any_gemv = false;
+  for (const Bucket& bk : buckets) any_gemv = any_gemv || bk.count <= kGemvMaxRows;
+  const bool fast_gemm = P.precision == Precision::fast && ks->has_fast_gemm(P);
   if (P.precision == Precision::fast && ks->has_fast(P)) {
-    bool any_gemv = false;
-    for (const Bucket& bk : buckets) any_gemv = any_gemv || bk.count <= kGemvMaxRows;
     if (any_gemv) {
       const int64_t blk = ks->fast_block(), half = blk / 2;
       const int64_t Kp = (K + blk - 1) / blk * blk, G = K / P.gs;
@@ -291,7 +299,7 @@ void fast_matmul(const core::MatmulProblem& p) {
       P.xq = xq.data();
       P.xq_scale = xqs.data();
       P.xq_sum8 = xqsum.data();
-    } else {
+    } else if (!fast_gemm) {
       P.precision = Precision::exact;
     }
   } else {

@@ -65,7 +65,7 @@ struct Bucket {
 };
 
 // Which kernel family ran (for benchmark rows and tests).
-enum class KernelKind { gemv, gemm, gemm_nt, fast_gemv };
+enum class KernelKind { gemv, gemm, gemm_nt, fast_gemv, fast_gemm };
 
 // A kernel set compiled for one ISA level.
 struct KernelSet {
@@ -74,8 +74,10 @@ struct KernelSet {
   // x-row and output-row indices (count entries each).
   void (*run)(const MatmulPlan& plan, const Bucket& b, const int64_t* xrows, const int64_t* orows,
               int64_t n0, int64_t n1);
-  // True when this set has an int8 fast tier kernel for the plan (else the exact one runs).
+  // True when this set has an int8 fast tier GEMV kernel for the plan (else the exact one runs).
   bool (*has_fast)(const MatmulPlan& plan);
+  // True when this set has an int8 fast tier GEMM kernel (>= 16 rows) for the plan.
+  bool (*has_fast_gemm)(const MatmulPlan& plan);
   // Elements per block of the fast tier's int8 x layout (even elements, then odd ones).
   int (*fast_block)();
   // n elements of dtype t (float32/float16/bfloat16) -> float32, exactly.
