@@ -22,7 +22,7 @@
 // activation type (the magic is removed exactly first; it is never folded into b).
 //
 // x is permuted into the pair order once per CTA, into shared memory, when the CTA walks several
-// tiles and the rows fit (kStreamXSmemMax); the main loop then reads B fragments with 16-byte
+// tiles and the rows fit (x_smem_budget); the main loop then reads B fragments with 16-byte
 // shared loads instead of global loads plus byte permutes.
 #pragma once
 
@@ -294,9 +294,13 @@ QMM_DEV void load_x_block(const uint16_t* src, uint32_t (&X)[16]) {
   }
 }
 
-// Bytes of shared memory the kernel may take for x: the default dynamic limit, so no launch
-// needs an attribute set per device (M=1 up to K=24576; M=8 up to K=3072).
-constexpr int kStreamXSmemMax = 48 * 1024;
+// Bytes of dynamic shared memory the kernel may take for x: what the default 48 KiB per CTA
+// leaves next to the static reduction buffer, so no launch needs an attribute set per device
+// (NG = 1: 40 KiB, M=1 up to K=20480; NG = 2: 32 KiB).
+template <int NG>
+constexpr size_t x_smem_budget() {
+  return 48 * 1024 - sizeof(float) * 2 * kMmaWarps * NG * 4 * 32;
+}
 
 template <class T, class F, int NG, int PF, bool XSmem>
 __global__ void __launch_bounds__(256, 2) qmv_mma_kernel(MmaArgs a, int tiles) {
@@ -305,246 +309,280 @@ __global__ void __launch_bounds__(256, 2) qmv_mma_kernel(MmaArgs a, int tiles) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, c = lane & 3;
 
-  int seg, chunk;
-  if (a.work) {
-    if (static_cast<int>(blockIdx.x) >= *a.num_work) return;
-    const int2 wk = a.work[blockIdx.x];
-    seg = wk.x;
-    chunk = wk.y;
-  } else {
-    seg = blockIdx.x / a.nchunks;
-    chunk = blockIdx.x % a.nchunks;
-  }
-  int s0, nitems;
-  if (a.seg_start) {
-    s0 = a.seg_start[seg];
-    nitems = a.seg_start[seg + 1] - s0;
-  } else {
-    s0 = seg;
-    nitems = 1;
-  }
-  const int64_t seg_rows = int64_t(nitems) * a.M;
-  const int64_t row0 = int64_t(chunk) * kRows;
-  if (row0 >= seg_rows) return;
-  const int rows_valid = static_cast<int>(seg_rows - row0 < kRows ? seg_rows - row0 : kRows);
-  auto item_of = [&](int64_t r) -> int {
-    int i = s0 + static_cast<int>(r / a.M);
-    return a.order ? a.order[i] : i;
-  };
-  const int64_t wb = a.widx ? a.widx[item_of(row0)] : 0;
-  auto x_row = [&](int r) -> const uint16_t* {
-    const int64_t rr = row0 + r;
-    const int item = item_of(rr);
-    const int64_t xb = a.xidx ? a.xidx[item] : 0;
-    return static_cast<const uint16_t*>(a.x) + (xb * a.M + rr % a.M) * a.K;
-  };
-
-  const int K32 = static_cast<int>(a.K);
-  const int nblk = K32 / 32;
-  const uint16_t* xrow[NG];
-  bool x_ok[NG];
-#pragma unroll
-  for (int j = 0; j < NG; ++j) {
-    x_ok[j] = 8 * j + g < rows_valid;
-    xrow[j] = x_ok[j] ? x_row(8 * j + g) : nullptr;
-  }
-
-  const int nsub = (K32 + kSub - 1) / kSub;
-  const int niter = (nsub + kMmaWarps - 1) / kMmaWarps;  // the same for every warp
-  const int ty0 = blockIdx.y, tys = gridDim.y;
-  const int ntiles = (tiles - ty0 + tys - 1) / tys;
-  const int total = ntiles * niter;
-  const int kbase = warp * kSub + 32 * c;
-  constexpr int kStep = kMmaWarps * kSub;
-
-  // Load cursor: tile ordinal lt and iteration lit of the next stage to load; row pointers of
-  // that tile (this lane's rows g and g+8).
-  int lt = 0, lit = 0;
-  const uint32_t* wrow[2];
-  const uint16_t* srow16[2];
-  const uint16_t* brow16[2];
-  const uint8_t* srow8[2];
-  bool row_ok[2];
-  auto set_tile = [&](int t) {
-    const int64_t n_base = int64_t(ty0 + int64_t(t) * tys) * 16 + g;
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int64_t n = n_base + 8 * h;
-      row_ok[h] = t < ntiles && n < a.N;
-      const int64_t rr = wb * a.w_rows + (row_ok[h] ? n : 0);
-      wrow[h] = a.w + rr * a.w_words + (kbase / 32) * F::kWords;
-      if constexpr (F::kAffine) {
-        srow16[h] = static_cast<const uint16_t*>(a.scales) + rr * a.s_cols;
-        brow16[h] = static_cast<const uint16_t*>(a.biases) + rr * a.s_cols;
-      } else {
-        srow8[h] = static_cast<const uint8_t*>(a.scales) + rr * a.s_cols;
-      }
+  __shared__ float red[2][kMmaWarps][NG][4][32];
+  // One slot's walk over tiles ty0, ty0 + tys, ... (ntiles of them). Every thread of the CTA
+  // makes the same calls (the barriers inside need it).
+  auto walk = [&](int slot, int ty0, int tys, int ntiles) {
+    int seg, chunk;
+    if (a.work) {
+      const int2 wk = a.work[slot];
+      seg = wk.x;
+      chunk = wk.y;
+    } else {
+      seg = slot / a.nchunks;
+      chunk = slot % a.nchunks;
     }
-  };
-  set_tile(0);
-  auto load_next = [&](Stage<F>& st) {
-    const int k = kbase + lit * kStep;
-    const bool kok = k < K32;
+    int s0, nitems;
+    if (a.seg_start) {
+      s0 = a.seg_start[seg];
+      nitems = a.seg_start[seg + 1] - s0;
+    } else {
+      s0 = seg;
+      nitems = 1;
+    }
+    const int64_t seg_rows = int64_t(nitems) * a.M;
+    const int64_t row0 = int64_t(chunk) * kRows;
+    if (row0 >= seg_rows) return;
+    const int rows_valid = static_cast<int>(seg_rows - row0 < kRows ? seg_rows - row0 : kRows);
+    auto item_of = [&](int64_t r) -> int {
+      int i = s0 + static_cast<int>(r / a.M);
+      return a.order ? a.order[i] : i;
+    };
+    const int64_t wb = a.widx ? a.widx[item_of(row0)] : 0;
+    auto x_row = [&](int r) -> const uint16_t* {
+      const int64_t rr = row0 + r;
+      const int item = item_of(rr);
+      const int64_t xb = a.xidx ? a.xidx[item] : 0;
+      return static_cast<const uint16_t*>(a.x) + (xb * a.M + rr % a.M) * a.K;
+    };
+
+    const int K32 = static_cast<int>(a.K);
+    const int nblk = K32 / 32;
+    const uint16_t* xrow[NG];
+    bool x_ok[NG];
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      if (kok && row_ok[h]) {
-        load_words<F::kWords>(st.w[h], wrow[h] + lit * (kStep / 32 * F::kWords));
-        const int gi = k >> a.gs_shift;
+    for (int j = 0; j < NG; ++j) {
+      x_ok[j] = 8 * j + g < rows_valid;
+      xrow[j] = x_ok[j] ? x_row(8 * j + g) : nullptr;
+    }
+
+    const int nsub = (K32 + kSub - 1) / kSub;
+    const int niter = (nsub + kMmaWarps - 1) / kMmaWarps;  // the same for every warp
+    const int total = ntiles * niter;
+    const int kbase = warp * kSub + 32 * c;
+    constexpr int kStep = kMmaWarps * kSub;
+
+    // Load cursor: tile ordinal lt and iteration lit of the next stage to load; row pointers of
+    // that tile (this lane's rows g and g+8).
+    int lt = 0, lit = 0;
+    const uint32_t* wrow[2];
+    const uint16_t* srow16[2];
+    const uint16_t* brow16[2];
+    const uint8_t* srow8[2];
+    bool row_ok[2];
+    auto set_tile = [&](int t) {
+      const int64_t n_base = int64_t(ty0 + int64_t(t) * tys) * 16 + g;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int64_t n = n_base + 8 * h;
+        row_ok[h] = t < ntiles && n < a.N;
+        const int64_t rr = wb * a.w_rows + (row_ok[h] ? n : 0);
+        wrow[h] = a.w + rr * a.w_words + (kbase / 32) * F::kWords;
         if constexpr (F::kAffine) {
-          st.s[h][0] = __ldg(srow16[h] + gi);
-          st.b[h] = __ldg(brow16[h] + gi);
+          srow16[h] = static_cast<const uint16_t*>(a.scales) + rr * a.s_cols;
+          brow16[h] = static_cast<const uint16_t*>(a.biases) + rr * a.s_cols;
+        } else {
+          srow8[h] = static_cast<const uint8_t*>(a.scales) + rr * a.s_cols;
+        }
+      }
+    };
+    set_tile(0);
+    auto load_next = [&](Stage<F>& st) {
+      const int k = kbase + lit * kStep;
+      const bool kok = k < K32;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        if (kok && row_ok[h]) {
+          load_words<F::kWords>(st.w[h], wrow[h] + lit * (kStep / 32 * F::kWords));
+          const int gi = k >> a.gs_shift;
+          if constexpr (F::kAffine) {
+            st.s[h][0] = __ldg(srow16[h] + gi);
+            st.b[h] = __ldg(brow16[h] + gi);
+          } else {
+#pragma unroll
+            for (int q = 0; q < F::kScales; ++q) st.s[h][q] = __ldg(srow8[h] + gi + q);
+            st.b[h] = 0;
+          }
         } else {
 #pragma unroll
-          for (int q = 0; q < F::kScales; ++q) st.s[h][q] = __ldg(srow8[h] + gi + q);
+          for (int i = 0; i < F::kWords; ++i) st.w[h][i] = 0;
+#pragma unroll
+          for (int q = 0; q < F::kScales; ++q) st.s[h][q] = 0;
           st.b[h] = 0;
         }
-      } else {
-#pragma unroll
-        for (int i = 0; i < F::kWords; ++i) st.w[h][i] = 0;
-#pragma unroll
-        for (int q = 0; q < F::kScales; ++q) st.s[h][q] = 0;
-        st.b[h] = 0;
       }
+      if (++lit == niter) {
+        lit = 0;
+        set_tile(++lt);
+      }
+    };
+
+    float acc[NG][4];
+#pragma unroll
+    for (int j = 0; j < NG; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[j][i] = 0.0f;
+
+    Stage<F> st[PF];
+#pragma unroll
+    for (int i = 0; i < PF; ++i) load_next(st[i]);
+    if constexpr (XSmem) {
+      // Permute this chunk's token rows into shared memory once, while the first weight
+      // stages are in flight.
+      for (int t = threadIdx.x; t < rows_valid * nblk; t += blockDim.x) {
+        const int r = t / nblk, b = t - r * nblk;
+        uint32_t X[16], xp[16];
+        load_x_block(x_row(r) + 32 * b, X);
+        permute_x_block<F>(X, xp);
+        uint4* d = xs + 4 * t;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) d[i] = make_uint4(xp[4 * i], xp[4 * i + 1], xp[4 * i + 2], xp[4 * i + 3]);
+      }
+      __syncthreads();
     }
-    if (++lit == niter) {
-      lit = 0;
-      set_tile(++lt);
+
+    int ct = 0, cit = 0;  // consume cursor: tile ordinal, iteration
+    for (int i0 = 0; i0 < total; i0 += PF) {
+#pragma unroll
+      for (int jj = 0; jj < PF; ++jj) {
+        if (i0 + jj < total) {
+          const int k = kbase + cit * kStep;
+          uint32_t xp[NG][16];
+#pragma unroll
+          for (int j = 0; j < NG; ++j) {
+            if constexpr (XSmem) {
+              if (x_ok[j] && k < K32) {
+                const uint4* src = xs + 4 * ((8 * j + g) * nblk + k / 32);
+#pragma unroll
+                for (int q = 0; q < 4; ++q) {
+                  const uint4 v = src[q];
+                  xp[j][4 * q] = v.x;
+                  xp[j][4 * q + 1] = v.y;
+                  xp[j][4 * q + 2] = v.z;
+                  xp[j][4 * q + 3] = v.w;
+                }
+              } else {
+#pragma unroll
+                for (int q = 0; q < 16; ++q) xp[j][q] = 0;
+              }
+            } else {
+              uint32_t X[16];
+              if (x_ok[j] && k < K32) {
+                load_x_block(xrow[j] + k, X);
+              } else {
+#pragma unroll
+                for (int q = 0; q < 16; ++q) X[q] = 0;
+              }
+              permute_x_block<F>(X, xp[j]);
+            }
+          }
+          uint32_t s2[2][F::kScales], b2[2];
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+#pragma unroll
+            for (int q = 0; q < F::kScales; ++q) s2[h][q] = scale_pair<T, F>(st[jj].s[h][q], a.gs);
+            b2[h] = dup16(st[jj].b[h]);
+          }
+#pragma unroll
+          for (int s = 0; s < 8; ++s) {
+            const int p0 = 2 * s, p1 = 2 * s + 1;
+            const uint32_t a0 =
+                F::template decode<T>(st[jj].w[0], p0, s2[0][F::scale_slot(p0)], b2[0]);
+            const uint32_t a1 =
+                F::template decode<T>(st[jj].w[1], p0, s2[1][F::scale_slot(p0)], b2[1]);
+            const uint32_t a2 =
+                F::template decode<T>(st[jj].w[0], p1, s2[0][F::scale_slot(p1)], b2[0]);
+            const uint32_t a3 =
+                F::template decode<T>(st[jj].w[1], p1, s2[1][F::scale_slot(p1)], b2[1]);
+#pragma unroll
+            for (int j = 0; j < NG; ++j) H2<T>::mma(acc[j], a0, a1, a2, a3, xp[j][p0], xp[j][p1]);
+          }
+          load_next(st[jj]);
+
+          if (++cit == niter) {
+            // End of a tile: reduce the warps' partial sums in a fixed order and store.
+            const int buf = ct & 1;
+#pragma unroll
+            for (int j = 0; j < NG; ++j)
+#pragma unroll
+              for (int q = 0; q < 4; ++q) {
+                red[buf][warp][j][q][lane] = acc[j][q];
+                acc[j][q] = 0.0f;
+              }
+            __syncthreads();
+            const int o = threadIdx.x;
+            if (o < 16 * kRows) {
+              const int rr = o % 16, tt = o / 16;
+              const int j = tt / 8, n8 = tt % 8;
+              const int q = (rr / 8) * 2 + (n8 % 2);
+              const int src_lane = (rr % 8) * 4 + n8 / 2;
+              float v = 0.0f;
+#pragma unroll
+              for (int w = 0; w < kMmaWarps; ++w) v += red[buf][w][j][q][src_lane];
+              const int64_t n = int64_t(ty0 + int64_t(ct) * tys) * 16 + rr;
+              if (tt < rows_valid && n < a.N) {
+                const int64_t r = row0 + tt;
+                const int64_t orow = int64_t(item_of(r)) * a.M + r % a.M;
+                static_cast<uint16_t*>(a.out)[orow * a.N + n] = H2<T>::from_float(v);
+              }
+            }
+            cit = 0;
+            ++ct;
+          }
+        }
+      }
     }
   };
 
-  __shared__ float red[2][kMmaWarps][NG][4][32];
-  float acc[NG][4];
-#pragma unroll
-  for (int j = 0; j < NG; ++j)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) acc[j][i] = 0.0f;
-
-  Stage<F> st[PF];
-#pragma unroll
-  for (int i = 0; i < PF; ++i) load_next(st[i]);
-  if constexpr (XSmem) {
-    // Permute this chunk's token rows into shared memory once, while the first weight
-    // stages are in flight.
-    for (int t = threadIdx.x; t < rows_valid * nblk; t += blockDim.x) {
-      const int r = t / nblk, b = t - r * nblk;
-      uint32_t X[16], xp[16];
-      load_x_block(x_row(r) + 32 * b, X);
-      permute_x_block<F>(X, xp);
-      uint4* d = xs + 4 * t;
-#pragma unroll
-      for (int i = 0; i < 4; ++i) d[i] = make_uint4(xp[4 * i], xp[4 * i + 1], xp[4 * i + 2], xp[4 * i + 3]);
+  if (a.work) {
+    // Gathered (a device-side work list): the CTAs split the num_work * tiles (slot, tile)
+    // units into contiguous ranges, so a CTA walks consecutive tiles of one slot or two, and
+    // every CTA has work however few slots the routing produced.
+    const int64_t units = int64_t(*a.num_work) * tiles;
+    const int64_t g = gridDim.x;
+    int64_t u = units * blockIdx.x / g;
+    const int64_t end = units * (blockIdx.x + 1) / g;
+    while (u < end) {
+      const int slot = static_cast<int>(u / tiles);
+      const int t0 = static_cast<int>(u - int64_t(slot) * tiles);
+      const int cnt = static_cast<int>(end - u < tiles - t0 ? end - u : tiles - t0);
+      walk(slot, t0, 1, cnt);
+      u += cnt;
+      __syncthreads();  // the next walk reuses x and the reduction buffers
     }
-    __syncthreads();
-  }
-
-  int ct = 0, cit = 0;  // consume cursor: tile ordinal, iteration
-  for (int i0 = 0; i0 < total; i0 += PF) {
-#pragma unroll
-    for (int jj = 0; jj < PF; ++jj) {
-      if (i0 + jj < total) {
-        const int k = kbase + cit * kStep;
-        uint32_t xp[NG][16];
-#pragma unroll
-        for (int j = 0; j < NG; ++j) {
-          if constexpr (XSmem) {
-            if (x_ok[j] && k < K32) {
-              const uint4* src = xs + 4 * ((8 * j + g) * nblk + k / 32);
-#pragma unroll
-              for (int q = 0; q < 4; ++q) {
-                const uint4 v = src[q];
-                xp[j][4 * q] = v.x;
-                xp[j][4 * q + 1] = v.y;
-                xp[j][4 * q + 2] = v.z;
-                xp[j][4 * q + 3] = v.w;
-              }
-            } else {
-#pragma unroll
-              for (int q = 0; q < 16; ++q) xp[j][q] = 0;
-            }
-          } else {
-            uint32_t X[16];
-            if (x_ok[j] && k < K32) {
-              load_x_block(xrow[j] + k, X);
-            } else {
-#pragma unroll
-              for (int q = 0; q < 16; ++q) X[q] = 0;
-            }
-            permute_x_block<F>(X, xp[j]);
-          }
-        }
-        uint32_t s2[2][F::kScales], b2[2];
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-#pragma unroll
-          for (int q = 0; q < F::kScales; ++q) s2[h][q] = scale_pair<T, F>(st[jj].s[h][q], a.gs);
-          b2[h] = dup16(st[jj].b[h]);
-        }
-#pragma unroll
-        for (int s = 0; s < 8; ++s) {
-          const int p0 = 2 * s, p1 = 2 * s + 1;
-          const uint32_t a0 =
-              F::template decode<T>(st[jj].w[0], p0, s2[0][F::scale_slot(p0)], b2[0]);
-          const uint32_t a1 =
-              F::template decode<T>(st[jj].w[1], p0, s2[1][F::scale_slot(p0)], b2[1]);
-          const uint32_t a2 =
-              F::template decode<T>(st[jj].w[0], p1, s2[0][F::scale_slot(p1)], b2[0]);
-          const uint32_t a3 =
-              F::template decode<T>(st[jj].w[1], p1, s2[1][F::scale_slot(p1)], b2[1]);
-#pragma unroll
-          for (int j = 0; j < NG; ++j) H2<T>::mma(acc[j], a0, a1, a2, a3, xp[j][p0], xp[j][p1]);
-        }
-        load_next(st[jj]);
-
-        if (++cit == niter) {
-          // End of a tile: reduce the warps' partial sums in a fixed order and store.
-          const int buf = ct & 1;
-#pragma unroll
-          for (int j = 0; j < NG; ++j)
-#pragma unroll
-            for (int q = 0; q < 4; ++q) {
-              red[buf][warp][j][q][lane] = acc[j][q];
-              acc[j][q] = 0.0f;
-            }
-          __syncthreads();
-          const int o = threadIdx.x;
-          if (o < 16 * kRows) {
-            const int rr = o % 16, tt = o / 16;
-            const int j = tt / 8, n8 = tt % 8;
-            const int q = (rr / 8) * 2 + (n8 % 2);
-            const int src_lane = (rr % 8) * 4 + n8 / 2;
-            float v = 0.0f;
-#pragma unroll
-            for (int w = 0; w < kMmaWarps; ++w) v += red[buf][w][j][q][src_lane];
-            const int64_t n = int64_t(ty0 + int64_t(ct) * tys) * 16 + rr;
-            if (tt < rows_valid && n < a.N) {
-              const int64_t r = row0 + tt;
-              const int64_t orow = int64_t(item_of(r)) * a.M + r % a.M;
-              static_cast<uint16_t*>(a.out)[orow * a.N + n] = H2<T>::from_float(v);
-            }
-          }
-          cit = 0;
-          ++ct;
-        }
-      }
-    }
+  } else {
+    walk(blockIdx.x, blockIdx.y, gridDim.y, (tiles - blockIdx.y + gridDim.y - 1) / gridDim.y);
   }
 }
 
-// Launches one (T, F) instantiation: grid x = work slots, y = CTAs sharing the weight tiles of
-// a slot (each walks tiles y, y + gridDim.y, ...), sized so all CTAs are resident at once.
+// Launches one (T, F) instantiation, one resident wave of CTAs. Without a work list: grid x =
+// slots, y = CTAs sharing a slot's weight tiles (each walks tiles y, y + gridDim.y, ...). With
+// one (gather): a 1-D grid splitting the (slot, tile) units on the device.
 template <class T, class F>
 void launch_mma_typed(const MmaArgs& a, int64_t tiles, int64_t slots, int rows_per_chunk,
                       cudaStream_t stream) {
   constexpr int kCtasPerSm = 2;  // 256 threads x <= 128 registers
   const int64_t resident = int64_t(a.sm_count) * kCtasPerSm;
-  int64_t ty = resident / (slots > 0 ? slots : 1);
-  ty = ty < 1 ? 1 : ty > tiles ? tiles : ty > 65535 ? 65535 : ty;
-  dim3 grid(static_cast<unsigned>(slots), static_cast<unsigned>(ty));
+  dim3 grid;
+  int64_t tiles_per_cta;
+  if (a.work) {
+    // A device-side work list (slots is only an upper bound): one resident wave of CTAs splits
+    // the (slot, tile) units on the device.
+    const int64_t units = slots * tiles;
+    grid = dim3(static_cast<unsigned>(units < resident ? units : resident), 1);
+    tiles_per_cta = units / grid.x;
+  } else {
+    int64_t ty = resident / (slots > 0 ? slots : 1);
+    ty = ty < 1 ? 1 : ty > tiles ? tiles : ty > 65535 ? 65535 : ty;
+    grid = dim3(static_cast<unsigned>(slots), static_cast<unsigned>(ty));
+    tiles_per_cta = tiles / ty;
+  }
   // x in shared memory pays when a CTA walks several tiles (the permute runs once per CTA);
   // with one tile per CTA the prologue only delays the first stages (4096^2: 8.6 -> 9.5 us).
   const int64_t xrows = rows_per_chunk <= 8 ? (a.M < 8 && !a.seg_start ? a.M : 8) : 16;
   const size_t xbytes = size_t(xrows) * size_t(a.K) * 2;
-  const bool xsmem = xbytes <= size_t(kStreamXSmemMax) && tiles >= 2 * ty;
+  const size_t budget = rows_per_chunk <= 8 ? x_smem_budget<1>() : x_smem_budget<2>();
+  const bool xsmem = xbytes <= budget && tiles_per_cta >= 2;
   const int t = static_cast<int>(tiles);
   auto go = [&](auto kernel, size_t smem) { kernel<<<grid, 256, smem, stream>>>(a, t); };
   if (rows_per_chunk <= 8) {

@@ -262,7 +262,8 @@ TEST(GpuMatmul, OddShapes) {
 // resident CTAs, so N above 2 * 264 * 16 = 8448 for one slot) with its loads running across the
 // tile boundaries. Both x paths: permuted once into shared memory (rows * K * 2 <= 48 KiB) and
 // read from global memory (M = 12, K = 2048: 64 KiB); a tail tile inside the walk (N % 16 != 0);
-// broadcast batches (3 slots share the SMs: 188 tiles over 88 CTAs); every decode format.
+// broadcast batches (3 slots share the SMs: 188 tiles over 88 CTAs); every decode format; x at
+// the shared-memory budget's edge.
 TEST(GpuMatmul, DecodeWalksSeveralTiles) {
   for (Dtype dt : {Dtype::bfloat16, Dtype::float16}) {
     check_qmm({1, 256}, {9000, 256}, true, {"affine", 64, 4}, dt);
@@ -271,6 +272,10 @@ TEST(GpuMatmul, DecodeWalksSeveralTiles) {
     check_qmm({12, 2048}, {8500, 2048}, true, {"affine", 128, 4}, dt);
     check_qmm({3, 1, 2, 512}, {3000, 512}, true, {"affine", 64, 2}, dt);
   }
+  // x exactly at the shared-memory budget next to the static reduction buffer (2 rows x 10240 x
+  // 2 bytes = 40 KiB), and 32 elements over it (x from global memory).
+  check_qmm({3, 1, 2, 10240}, {2816, 10240}, true, {"affine", 64, 4}, Dtype::bfloat16);
+  check_qmm({3, 1, 2, 10272}, {2816, 10272}, true, {"affine", 32, 4}, Dtype::bfloat16);
   for (const ModeCase& c : std::vector<ModeCase>{{"mxfp4", 32, 4}, {"nvfp4", 16, 4}, {"mxfp8", 32, 8}}) {
     check_qmm({1, 256}, {9000, 256}, true, c, Dtype::bfloat16);
     check_qmm({12, 2048}, {8500, 2048}, true, c, Dtype::bfloat16);
