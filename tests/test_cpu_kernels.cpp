@@ -331,8 +331,8 @@ TEST_P(CpuKernels, FastTierGemm) {
        {Format{QuantMode::affine, 32, 4, "affine"}, Format{QuantMode::affine, 64, 4, "affine"},
         Format{QuantMode::affine, 128, 4, "affine"}, Format{QuantMode::mxfp4, 32, 4, "mxfp4"}})
     for (Dtype dt : {Dtype::float32, Dtype::bfloat16, Dtype::float16})
-      for (const Shape& s : {Shape{16, 21, 1}, Shape{17, 40, 11}, Shape{23, 16, 7},
-                             Shape{101, 1100, 5}}) {
+      for (const Shape& s :
+           {Shape{16, 21, 1}, Shape{17, 40, 11}, Shape{23, 16, 7}, Shape{101, 1100, 5}}) {
         if (s.M > 100 && dt != Dtype::bfloat16) continue;  // the float64 reference is slow
         const int64_t K = s.Kgroups * f.gs;
         Weights W = make_weights(f, 1, s.N, K, dt, seed++);
@@ -340,8 +340,8 @@ TEST_P(CpuKernels, FastTierGemm) {
         const bool fast = simd && f.mode == QuantMode::affine;
         EXPECT_EQ(qmm::cpu::describe_kernel(p).find("fast_gemm") != std::string::npos, fast);
         const double e = check(p);
-        EXPECT_LE(e, 2e-2) << f.name << " gs " << f.gs << " " << dtname(dt) << " M " << s.M
-                           << " N " << s.N << " K " << K;
+        EXPECT_LE(e, 2e-2) << f.name << " gs " << f.gs << " " << dtname(dt) << " M " << s.M << " N "
+                           << s.N << " K " << K;
         if (fast) {
           EXPECT_GT(e, 1e-5) << "the int8 kernel did not run";
           worst = std::max(worst, e);

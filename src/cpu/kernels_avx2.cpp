@@ -6,9 +6,9 @@
 
 namespace qmm::cpu {
 const KernelSet* avx2_kernels() {
-  static const KernelSet set{"avx2",          &avx2::run,        &avx2::has_fast,
-                             &avx2::has_fast_gemm, &avx2::fast_block, &avx2::to_f32,
-                             &avx2::from_f32};
+  static const KernelSet set{
+      "avx2",        &avx2::run,     &avx2::has_fast, &avx2::has_fast_gemm, &avx2::fast_block,
+      &avx2::to_f32, &avx2::from_f32};
   return &set;
 }
 }  // namespace qmm::cpu

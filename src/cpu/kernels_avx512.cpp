@@ -6,8 +6,12 @@
 
 namespace qmm::cpu {
 const KernelSet* avx512_kernels() {
-  static const KernelSet set{"avx512",          &avx512::run,        &avx512::has_fast,
-                             &avx512::has_fast_gemm, &avx512::fast_block, &avx512::to_f32,
+  static const KernelSet set{"avx512",
+                             &avx512::run,
+                             &avx512::has_fast,
+                             &avx512::has_fast_gemm,
+                             &avx512::fast_block,
+                             &avx512::to_f32,
                              &avx512::from_f32};
   return &set;
 }
