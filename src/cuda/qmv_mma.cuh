@@ -31,7 +31,6 @@
 
 #include <type_traits>
 
-#include "core/formats.h"
 #include "cuda/device_utils.cuh"
 #include "cuda/kernels.h"
 
@@ -241,8 +240,14 @@ template <class T, class F>
 QMM_DEV uint32_t scale_pair(uint32_t raw, int gs) {
   if constexpr (F::kAffine) {
     return dup16(raw);
-  } else if constexpr (std::is_same_v<F, Fp4<16>>) {  // nvfp4: e4m3, exact in bf16
-    return dup16(__float_as_uint(core::e4m3_to_float(raw)) >> 16);
+  } else if constexpr (std::is_same_v<F, Fp4<16>>) {
+    // nvfp4: e4m3 is exact in bf16. Its 7 low bits shifted under the bf16 exponent give the
+    // value * 2^-120 (subnormals included), the sign goes to bit 15, then one exact multiply by
+    // 2^120; code 0x7F is NaN as in core::e4m3_to_float. (The float conversion with branches it
+    // replaces: nvfp4 8192^2 M=1 25.7 -> 21.4 us in bench/gpu/lab, affine 4-bit 20.7.)
+    if ((raw & 0x7fu) == 0x7fu) return 0x7fc07fc0u;
+    const uint32_t t = ((raw & 0x7fu) << 4) | ((raw & 0x80u) << 8);
+    return H2<T>::mul(dup16(t), 0x7b807b80u /* 2^120 */);
   } else {  // e8m0 -> bf16 bits s << 7 (s = 0: 2^-127, the bf16 subnormal 0x0040)
     return dup16(raw == 0 ? 0x0040u : raw << 7);
   }
