@@ -28,6 +28,9 @@ constexpr int64_t kDecodeMaxRows = 32;
 // Without the tensor-core decode kernel (float32, fp16 with fp modes, odd alignments), the
 // CUDA-core kernel serves up to this many rows; beyond it, dequantize + cuBLAS.
 constexpr int64_t kGenericMaxRows = 8;
+// gather_qmm with at most this many rows in all (items x M: one token's top-8) skips the routing
+// kernel: the decode kernel takes one item per slot and checks the indices itself.
+constexpr int64_t kDirectGatherMaxRows = 8;
 
 // Where the fused Hopper kernel runs (dense), from the H100 sweeps of
 // scripts/gpu-dispatch-sweep.sh (4-bit g64, bf16; every M from 1 to 8192 on five shapes,
@@ -256,7 +259,10 @@ class CudaBackend final : public core::Backend {
         return;
       }
       std::unique_ptr<Scratch> maps;
-      if (p.batch > 1) {
+      if (p.batch > 1 && decode) {
+        // The decode kernel resolves each item's batches from the strides itself.
+        set_direct_maps(a, p, ctx);
+      } else if (p.batch > 1) {
         // Per-item batch indices from the broadcast strides (on the device: capturable).
         maps = std::make_unique<Scratch>(ctx, 2 * p.batch * sizeof(int), st);
         Routing r;
@@ -282,6 +288,17 @@ class CudaBackend final : public core::Backend {
     const bool group = fast;
     const int64_t B = p.batch;
     const int64_t E = p.w_batches;
+    if (fast && B * p.M <= kDirectGatherMaxRows) {
+      // At most one chunk of rows in all (one token's top-k experts): each item is its own
+      // slot and the decode kernel resolves and checks the indices itself, so no routing
+      // launch precedes it. Items are not grouped by expert: a repeated index re-reads that
+      // expert's weights (top-k indices of one token are distinct).
+      set_direct_maps(a, p, ctx);
+      a.rows_per_chunk = 8;
+      a.work_slots = B;
+      launch_qmv_mma(a, st);
+      return;
+    }
     const int rows_per_chunk = B * p.M <= 8 ? 8 : 16;
     // Upper bound of the work list: sum over segments of ceil(rows/R) <= B*M/R + segments,
     // with at most min(B, E) segments (runs of a sorted input, or experts after the sort).
@@ -328,6 +345,13 @@ class CudaBackend final : public core::Backend {
     } else {
       run_generic(ctx, a, st);
     }
+  }
+
+  static void set_direct_maps(MatmulArgs& a, const core::MatmulProblem& p, DeviceContext& ctx) {
+    a.direct_maps = true;
+    a.xmap = map_view(p.x_map, p.batch_shape, p.x_batches, kBadLhsIndex);
+    a.wmap = map_view(p.w_map, p.batch_shape, p.w_batches, kBadRhsIndex);
+    a.err = ctx.error_sink();
   }
 
   void run_generic(DeviceContext& ctx, const MatmulArgs& a, cudaStream_t st) {

@@ -80,6 +80,11 @@ struct MatmulArgs {
   const int2* work = nullptr;  // (segment, chunk) per work slot (gather), null: implicit
   const int* num_work = nullptr;
   int64_t work_slots = 1;  // grid size over work slots (an upper bound when gathered)
+  // Decode kernel only: resolve each item's x / w batch from these maps itself (index checks
+  // through `err`) instead of reading xidx / widx written by a routing kernel (one launch less).
+  bool direct_maps = false;
+  BatchMapView xmap, wmap;
+  ErrorSink err{};
   int rows_per_chunk = 8;  // 8 or 16 token rows per CTA
   int sm_count = 132;
 };

@@ -31,8 +31,7 @@
 
 #include <type_traits>
 
-#include "cuda/device_utils.cuh"
-#include "cuda/kernels.h"
+#include "cuda/batch_map.cuh"
 
 namespace qmm::cuda {
 
@@ -54,6 +53,9 @@ struct MmaArgs {
   const int2* work;
   const int* num_work;
   int nchunks;  // row chunks per segment when the work list is implicit
+  bool direct;  // resolve batches from xmap / wmap (checked) instead of xidx / widx
+  Map xmap, wmap;
+  ErrorSink err;
   int sm_count;  // host side: sizes the persistent grid
 };
 
@@ -300,11 +302,11 @@ QMM_DEV void load_x_block(const uint16_t* src, uint32_t (&X)[16]) {
 }
 
 // Bytes of dynamic shared memory the kernel may take for x: what the default 48 KiB per CTA
-// leaves next to the static reduction buffer, so no launch needs an attribute set per device
-// (NG = 1: 40 KiB, M=1 up to K=20480; NG = 2: 32 KiB).
+// leaves next to the static reduction buffer and row offsets, so no launch needs an attribute
+// set per device (NG = 1: ~40 KiB, M=1 up to K=20448; NG = 2: ~32 KiB).
 template <int NG>
 constexpr size_t x_smem_budget() {
-  return 48 * 1024 - sizeof(float) * 2 * kMmaWarps * NG * 4 * 32;
+  return 48 * 1024 - sizeof(float) * 2 * kMmaWarps * NG * 4 * 32 - sizeof(int64_t) * (8 * NG + 1);
 }
 
 template <class T, class F, int NG, int PF, bool XSmem>
@@ -315,6 +317,7 @@ __global__ void __launch_bounds__(256, 2) qmv_mma_kernel(MmaArgs a, int tiles) {
   const int g = lane >> 2, c = lane & 3;
 
   __shared__ float red[2][kMmaWarps][NG][4][32];
+  __shared__ int64_t chunk_batch[kRows + 1];  // x row offsets (elements), then the w batch
   // One slot's walk over tiles ty0, ty0 + tys, ... (ntiles of them). Every thread of the CTA
   // makes the same calls (the barriers inside need it).
   auto walk = [&](int slot, int ty0, int tys, int ntiles) {
@@ -343,12 +346,28 @@ __global__ void __launch_bounds__(256, 2) qmv_mma_kernel(MmaArgs a, int tiles) {
       int i = s0 + static_cast<int>(r / a.M);
       return a.order ? a.order[i] : i;
     };
-    const int64_t wb = a.widx ? a.widx[item_of(row0)] : 0;
+    // The chunk's x row offsets and its w batch, resolved once per walk into shared memory
+    // (resolve() divides by 64-bit shapes; out of line, its registers do not count against the
+    // main loop's).
+    if (threadIdx.x <= kRows) {
+      const int r = threadIdx.x < kRows ? threadIdx.x : 0;
+      const bool is_w = threadIdx.x == kRows;
+      int64_t v = 0;
+      if (is_w || r < rows_valid) {
+        const int64_t rr = row0 + r;
+        const int item = item_of(rr);
+        const int* idx = is_w ? a.widx : a.xidx;
+        const int64_t b = a.direct ? resolve_out_of_line(is_w ? a.wmap : a.xmap, item, a.err)
+                          : idx    ? idx[item]
+                                   : 0;
+        v = is_w ? b : (b * a.M + rr % a.M) * a.K;
+      }
+      chunk_batch[threadIdx.x] = v;
+    }
+    __syncthreads();
+    const int64_t wb = chunk_batch[kRows];
     auto x_row = [&](int r) -> const uint16_t* {
-      const int64_t rr = row0 + r;
-      const int item = item_of(rr);
-      const int64_t xb = a.xidx ? a.xidx[item] : 0;
-      return static_cast<const uint16_t*>(a.x) + (xb * a.M + rr % a.M) * a.K;
+      return static_cast<const uint16_t*>(a.x) + chunk_batch[r];
     };
 
     const int K32 = static_cast<int>(a.K);
@@ -441,7 +460,8 @@ __global__ void __launch_bounds__(256, 2) qmv_mma_kernel(MmaArgs a, int tiles) {
         permute_x_block<F>(X, xp);
         uint4* d = xs + 4 * t;
 #pragma unroll
-        for (int i = 0; i < 4; ++i) d[i] = make_uint4(xp[4 * i], xp[4 * i + 1], xp[4 * i + 2], xp[4 * i + 3]);
+        for (int i = 0; i < 4; ++i)
+          d[i] = make_uint4(xp[4 * i], xp[4 * i + 1], xp[4 * i + 2], xp[4 * i + 3]);
       }
       __syncthreads();
     }
@@ -539,24 +559,33 @@ __global__ void __launch_bounds__(256, 2) qmv_mma_kernel(MmaArgs a, int tiles) {
     }
   };
 
+  // Gathered (a device-side work list): the CTAs split the num_work * tiles (slot, tile) units
+  // into contiguous ranges, so a CTA walks consecutive tiles of one slot or two, and every CTA
+  // has work however few slots the routing produced. Otherwise one walk: slot blockIdx.x, tiles
+  // blockIdx.y + k * gridDim.y. (One call site of walk: it is inlined.)
+  int64_t u = 0, end = 1;
   if (a.work) {
-    // Gathered (a device-side work list): the CTAs split the num_work * tiles (slot, tile)
-    // units into contiguous ranges, so a CTA walks consecutive tiles of one slot or two, and
-    // every CTA has work however few slots the routing produced.
     const int64_t units = int64_t(*a.num_work) * tiles;
-    const int64_t g = gridDim.x;
-    int64_t u = units * blockIdx.x / g;
-    const int64_t end = units * (blockIdx.x + 1) / g;
-    while (u < end) {
-      const int slot = static_cast<int>(u / tiles);
-      const int t0 = static_cast<int>(u - int64_t(slot) * tiles);
-      const int cnt = static_cast<int>(end - u < tiles - t0 ? end - u : tiles - t0);
-      walk(slot, t0, 1, cnt);
+    u = units * blockIdx.x / gridDim.x;
+    end = units * (blockIdx.x + 1) / gridDim.x;
+  }
+  while (u < end) {
+    int slot, t0, tys, cnt;
+    if (a.work) {
+      slot = static_cast<int>(u / tiles);
+      t0 = static_cast<int>(u - int64_t(slot) * tiles);
+      tys = 1;
+      cnt = static_cast<int>(end - u < tiles - t0 ? end - u : tiles - t0);
       u += cnt;
-      __syncthreads();  // the next walk reuses x and the reduction buffers
+    } else {
+      slot = blockIdx.x;
+      t0 = blockIdx.y;
+      tys = gridDim.y;
+      cnt = (tiles - t0 + tys - 1) / tys;
+      u = end;
     }
-  } else {
-    walk(blockIdx.x, blockIdx.y, gridDim.y, (tiles - blockIdx.y + gridDim.y - 1) / gridDim.y);
+    walk(slot, t0, tys, cnt);
+    __syncthreads();  // the next walk reuses x, the row offsets and the reduction buffers
   }
 }
 
@@ -630,6 +659,10 @@ inline MmaArgs make_mma_args(const MatmulArgs& m) {
   a.num_work = m.num_work;
   a.nchunks = static_cast<int>((m.M + m.rows_per_chunk - 1) / m.rows_per_chunk);
   a.sm_count = m.sm_count;
+  a.direct = m.direct_maps;
+  a.xmap = to_map(m.xmap);
+  a.wmap = to_map(m.wmap);
+  a.err = m.err;
   return a;
 }
 

@@ -7,49 +7,13 @@
 //  - otherwise: a counting sort by w batch; segments are the active experts.
 // One block does it all: batches are small (tokens x top-k), and one launch is cheaper than a
 // multi-kernel sort at decode sizes.
-#include "cuda/device_utils.cuh"
-#include "cuda/kernels.h"
+#include "cuda/batch_map.cuh"
 
 namespace qmm::cuda {
 
 namespace {
 
 constexpr int kThreads = 1024;
-
-struct Map {
-  const int64_t* indices;
-  int ndim;
-  int64_t shape[kMaxDims];
-  int64_t strides[kMaxDims];
-  int64_t limit;
-  int code;
-};
-
-__device__ int resolve(const Map& m, int64_t b, ErrorSink sink) {
-  if (m.indices) {
-    int64_t v = m.indices[b];
-    if (v < 0 || v >= m.limit) {
-      if (atomicCAS(sink.claim, 0, 1) == 0) {
-        volatile DeviceError* err = sink.error;
-        err->value = v;
-        err->position = b;
-        err->limit = m.limit;
-        __threadfence_system();
-        err->code = m.code;
-        __threadfence_system();
-      }
-      return 0;
-    }
-    return static_cast<int>(v);
-  }
-  int64_t off = 0;
-  for (int k = m.ndim - 1; k >= 0; --k) {
-    int64_t d = m.shape[k];
-    off += (b % d) * m.strides[k];
-    b /= d;
-  }
-  return static_cast<int>(off);
-}
 
 // Exclusive block-wide prefix sum of one value per thread; returns the block total in *total.
 __device__ int block_exclusive_scan(int v, int* total) {
@@ -150,19 +114,6 @@ __global__ void __launch_bounds__(kThreads)
     wbase += total;
   }
   if (threadIdx.x == 0) *r.num_work = wbase;
-}
-
-Map to_map(const BatchMapView& v) {
-  Map m{};
-  m.indices = v.indices;
-  m.ndim = v.ndim;
-  for (int k = 0; k < v.ndim; ++k) {
-    m.shape[k] = v.shape[k];
-    m.strides[k] = v.strides[k];
-  }
-  m.limit = v.limit;
-  m.code = v.code;
-  return m;
 }
 
 }  // namespace

@@ -21,13 +21,13 @@ void check_launch(const char*) {}
 
 using namespace qmm::cuda;
 
-#define CK(x)                                                                      \
-  do {                                                                             \
-    cudaError_t e_ = (x);                                                          \
-    if (e_ != cudaSuccess) {                                                       \
+#define CK(x)                                                                         \
+  do {                                                                                \
+    cudaError_t e_ = (x);                                                             \
+    if (e_ != cudaSuccess) {                                                          \
       std::fprintf(stderr, "%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                \
-    }                                                                              \
+      std::exit(1);                                                                   \
+    }                                                                                 \
   } while (0)
 
 __device__ uint32_t mix(uint64_t i, uint32_t seed) {
@@ -37,27 +37,30 @@ __device__ uint32_t mix(uint64_t i, uint32_t seed) {
   return static_cast<uint32_t>(z ^ (z >> 31));
 }
 __global__ void fill_words(uint32_t* p, int64_t n, uint32_t seed) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
     p[i] = mix(i, seed);
 }
 // bf16 values uniform in [lo, hi)
 __global__ void fill_bf16(uint16_t* p, int64_t n, uint32_t seed, float lo, float hi) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
     float u = (mix(i, seed) >> 8) * (1.0f / 16777216.0f);
     p[i] = __bfloat16_as_ushort(__float2bfloat16_rn(lo + (hi - lo) * u));
   }
 }
 __global__ void fill_bytes(uint8_t* p, int64_t n, uint32_t seed, int lo, int span) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
     p[i] = static_cast<uint8_t>(lo + mix(i, seed) % span);
 }
-
 
 // Load-pattern ceiling: the decode kernels' weight stream (lane (g, c) reads 16 bytes of rows
 // g and g+8 per 128-element sub-chunk, warps interleaved along K, PF stages in registers)
 // with the arithmetic replaced by one XOR per word.
 template <int PF>
-__global__ void __launch_bounds__(256, 2) read_pattern_kernel(const uint32_t* w, int64_t N, int64_t words, int tiles, uint32_t* sink) {
+__global__ void __launch_bounds__(256, 2)
+    read_pattern_kernel(const uint32_t* w, int64_t N, int64_t words, int tiles, uint32_t* sink) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
   const int niter = int(words / 16 / 8);  // 16 words per 128 elements, 8 warps
   uint32_t accx = 0;
@@ -74,7 +77,8 @@ __global__ void __launch_bounds__(256, 2) read_pattern_kernel(const uint32_t* w,
 #pragma unroll
       for (int j = 0; j < PF; ++j) {
         if (i0 + j < niter) {
-          accx ^= st[j][0].x ^ st[j][0].y ^ st[j][0].z ^ st[j][0].w ^ st[j][1].x ^ st[j][1].y ^ st[j][1].z ^ st[j][1].w;
+          accx ^= st[j][0].x ^ st[j][0].y ^ st[j][0].z ^ st[j][0].w ^ st[j][1].x ^ st[j][1].y ^
+                  st[j][1].z ^ st[j][1].w;
           const int nx = i0 + j + PF;
           if (nx < niter) {
             st[j][0] = __ldcs(reinterpret_cast<const uint4*>(r0 + nx * 128));
@@ -88,14 +92,16 @@ __global__ void __launch_bounds__(256, 2) read_pattern_kernel(const uint32_t* w,
 }
 
 template <int PF>
-double time_read(const std::vector<uint32_t*>& W, int64_t N, int64_t words, uint32_t* sink, cudaStream_t s) {
+double time_read(const std::vector<uint32_t*>& W, int64_t N, int64_t words, uint32_t* sink,
+                 cudaStream_t s) {
   const int tiles = int(N / 16);
   const int grid = std::min(tiles, 264);
   const int reps = 20;
   cudaGraph_t g;
   cudaGraphExec_t ge;
   CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
-  for (int i = 0; i < reps; ++i) read_pattern_kernel<PF><<<grid, 256, 0, s>>>(W[i % W.size()], N, words, tiles, sink);
+  for (int i = 0; i < reps; ++i)
+    read_pattern_kernel<PF><<<grid, 256, 0, s>>>(W[i % W.size()], N, words, tiles, sink);
   CK(cudaStreamEndCapture(s, &g));
   CK(cudaGraphInstantiate(&ge, g, 0));
   cudaEvent_t e0, e1;
@@ -126,7 +132,8 @@ template <class F>
 void launch(bool, const MmaArgs& a, int64_t tiles, int rows, cudaStream_t s) {
   launch_mma_typed<__nv_bfloat16, F>(a, tiles, a.nchunks, rows, s);
 }
-void launch_case(const Case& c, bool sk, const MmaArgs& a, int64_t tiles, int rows, cudaStream_t s) {
+void launch_case(const Case& c, bool sk, const MmaArgs& a, int64_t tiles, int rows,
+                 cudaStream_t s) {
   switch (c.mode) {
     case Mode::mxfp4: launch<Fp4<32>>(sk, a, tiles, rows, s); return;
     case Mode::nvfp4: launch<Fp4<16>>(sk, a, tiles, rows, s); return;
@@ -159,7 +166,10 @@ int main(int argc, char** argv) {
     int n = std::sscanf(argv[i], "%d,%d,%d,%15[a-z0-9],%d,%d", &c.M, &c.N, &c.K, m, &c.bits, &c.gs);
     if (n < 3) continue;
     std::string ms = m;
-    c.mode = ms == "mxfp4" ? Mode::mxfp4 : ms == "nvfp4" ? Mode::nvfp4 : ms == "mxfp8" ? Mode::mxfp8 : Mode::affine;
+    c.mode = ms == "mxfp4"   ? Mode::mxfp4
+             : ms == "nvfp4" ? Mode::nvfp4
+             : ms == "mxfp8" ? Mode::mxfp8
+                             : Mode::affine;
     if (c.mode == Mode::mxfp4) c.bits = 4, c.gs = 32;
     if (c.mode == Mode::nvfp4) c.bits = 4, c.gs = 16;
     if (c.mode == Mode::mxfp8) c.bits = 8, c.gs = 32;
@@ -167,7 +177,8 @@ int main(int argc, char** argv) {
   }
   cudaStream_t s;
   CK(cudaStreamCreate(&s));
-  std::printf("%-28s %9s %9s %9s %7s %8s %s\n", "case", "run1_us", "run2_us", "floor_us", "eff", "GB/s", "check");
+  std::printf("%-28s %9s %9s %9s %7s %8s %s\n", "case", "run1_us", "run2_us", "floor_us", "eff",
+              "GB/s", "check");
   for (const Case& c : cases) {
     const bool affine = c.mode == Mode::affine;
     const int64_t words = int64_t(c.K) * c.bits / 32;
@@ -184,7 +195,8 @@ int main(int argc, char** argv) {
       if (affine) {
         CK(cudaMalloc(&S[r], size_t(c.N) * groups * 2));
         CK(cudaMalloc(&B[r], size_t(c.N) * groups * 2));
-        fill_bf16<<<256, 256, 0, s>>>((uint16_t*)S[r], int64_t(c.N) * groups, 100 + r, 0.005f, 0.02f);
+        fill_bf16<<<256, 256, 0, s>>>((uint16_t*)S[r], int64_t(c.N) * groups, 100 + r, 0.005f,
+                                      0.02f);
         fill_bf16<<<256, 256, 0, s>>>((uint16_t*)B[r], int64_t(c.N) * groups, 200 + r, -0.1f, 0.1f);
       } else {
         CK(cudaMalloc(&S[r], size_t(c.N) * groups));
@@ -249,7 +261,8 @@ int main(int argc, char** argv) {
       cudaGraph_t g;
       cudaGraphExec_t ge;
       CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
-      for (int i = 0; i < reps; ++i) launch_case(c, k == 1, args_for(i % copies, k ? y1 : y0), tiles, rows, s);
+      for (int i = 0; i < reps; ++i)
+        launch_case(c, k == 1, args_for(i % copies, k ? y1 : y0), tiles, rows, s);
       CK(cudaStreamEndCapture(s, &g));
       CK(cudaGraphInstantiate(&ge, g, 0));
       cudaEvent_t e0, e1;
@@ -273,19 +286,25 @@ int main(int argc, char** argv) {
     if (std::getenv("LAB_READ") && affine && c.bits == 4) {
       uint32_t* sink;
       CK(cudaMalloc(&sink, 4));
-      std::printf("  read pattern (weights only, %zu B): PF2 %.2f us, PF3 %.2f, PF4 %.2f, PF6 %.2f, PF8 %.2f\n", wbytes,
-                  time_read<2>(W, c.N, words, sink, s), time_read<3>(W, c.N, words, sink, s),
-                  time_read<4>(W, c.N, words, sink, s), time_read<6>(W, c.N, words, sink, s),
-                  time_read<8>(W, c.N, words, sink, s));
+      std::printf(
+          "  read pattern (weights only, %zu B): PF2 %.2f us, PF3 %.2f, PF4 %.2f, PF6 %.2f, PF8 "
+          "%.2f\n",
+          wbytes, time_read<2>(W, c.N, words, sink, s), time_read<3>(W, c.N, words, sink, s),
+          time_read<4>(W, c.N, words, sink, s), time_read<6>(W, c.N, words, sink, s),
+          time_read<8>(W, c.N, words, sink, s));
       cudaFree(sink);
     }
     const double floor_us = per / 3.0e12 * 1e6;
     char name[64];
-    std::snprintf(name, sizeof name, "%d,%d,%d,%s,%d,%d", c.M, c.N, c.K, modes[int(c.mode)], c.bits, c.gs);
+    std::snprintf(name, sizeof name, "%d,%d,%d,%s,%d,%d", c.M, c.N, c.K, modes[int(c.mode)], c.bits,
+                  c.gs);
     char chk[64];
-    if (diff == 0) std::snprintf(chk, sizeof chk, "repeatable");
-    else std::snprintf(chk, sizeof chk, "DIFF %zu (max rel %.2e)", diff, maxrel);
-    std::printf("%-28s %9.2f %9.2f %9.2f %7.2f %8.0f %s\n", name, t[0], t[1], floor_us, floor_us / t[1], per / t[1] / 1e3, chk);
+    if (diff == 0)
+      std::snprintf(chk, sizeof chk, "repeatable");
+    else
+      std::snprintf(chk, sizeof chk, "DIFF %zu (max rel %.2e)", diff, maxrel);
+    std::printf("%-28s %9.2f %9.2f %9.2f %7.2f %8.0f %s\n", name, t[0], t[1], floor_us,
+                floor_us / t[1], per / t[1] / 1e3, chk);
     for (int r = 0; r < copies; ++r) {
       cudaFree(W[r]);
       cudaFree(S[r]);

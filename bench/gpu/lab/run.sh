@@ -1,16 +1,34 @@
 #!/usr/bin/env bash
 # On the GPU machine: build the decode lab and run it over the cases given (default: the decode
 # goal shapes of issue #5). Output goes to stdout and $OUT/decode_lab.txt.
+#   LAB_READ=1      also time the weight stream alone (the load pattern's ceiling)
+#   LAB_BASE=<rev>  also build the lab against <rev>'s src/cuda/qmv_mma.cuh (extracted into
+#                   build/lab-base; the rest of the tree as it is) and run base and current
+#                   twice, interleaved, in this one process tree: an A/B comparison on one GPU
+#                   (different lent machines differ by ~5 %).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 OUT=${OUT:-build}
 mkdir -p build
-nvcc -O3 -std=c++20 -arch=sm_90a --expt-relaxed-constexpr -Iinclude -Isrc ${LAB_FLAGS:-} \
-  bench/gpu/lab/decode_lab.cu -o build/decode_lab
+FLAGS=(-O3 -std=c++20 -arch=sm_90a --expt-relaxed-constexpr -Iinclude -Isrc ${LAB_FLAGS:-})
+if [ -n "${LAB_BASE:-}" ]; then
+  mkdir -p build/lab-base/cuda
+  git show "$LAB_BASE:src/cuda/qmv_mma.cuh" >build/lab-base/cuda/qmv_mma.cuh
+  nvcc "${FLAGS[@]/#-Isrc/-Ibuild/lab-base}" -Isrc bench/gpu/lab/decode_lab.cu -o build/decode_lab_base &
+fi
+nvcc "${FLAGS[@]}" bench/gpu/lab/decode_lab.cu -o build/decode_lab
+wait
 if (($# == 0)); then
   set -- 1,8192,8192 1,4096,4096 1,14336,4096 1,16384,16384 8,8192,8192 16,8192,8192 \
     16,4096,4096 1,8192,8192,affine,8,64 1,8192,8192,mxfp4 1,8192,8192,nvfp4 1,8192,8192,mxfp8 \
     1,8192,8192,affine,2,64 1,8192,8192,affine,3,64 1,8192,8192,affine,5,64 1,8192,8192,affine,4,128 \
     1,8192,8192,affine,4,32 3,1000,2880 1,1536,2048 1,4096,14336
 fi
-build/decode_lab "$@" | tee "$OUT/decode_lab.txt"
+if [ -n "${LAB_BASE:-}" ]; then
+  for r in 1 2; do
+    echo "== base $LAB_BASE"; build/decode_lab_base "$@"
+    echo "== current"; build/decode_lab "$@"
+  done | tee "$OUT/decode_lab.txt"
+else
+  build/decode_lab "$@" | tee "$OUT/decode_lab.txt"
+fi
