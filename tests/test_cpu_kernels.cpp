@@ -97,6 +97,21 @@ Array fresh_out(const MatmulProblem& p) {
   return a;
 }
 
+// The output bytes of fast_matmul(p) with 1, 2, 3 and 4 threads (the thread count is left at 4).
+std::vector<std::vector<uint8_t>> outputs_for_1_to_4_threads(const MatmulProblem& p) {
+  std::vector<std::vector<uint8_t>> results;
+  for (int t : {1, 2, 3, 4}) {
+    qmm::set_num_threads(t);
+    MatmulProblem q = p;
+    q.out = fresh_out(p);
+    qmm::cpu::fast_matmul(q);
+    std::vector<uint8_t> bytes(q.out.nbytes());
+    q.out.copy_to_host(bytes.data());
+    results.push_back(std::move(bytes));
+  }
+  return results;
+}
+
 // Relative Frobenius error of `got` against `ref`.
 double rel_err(const Array& got, const Array& ref) {
   auto g = got.to_double_vector(), r = ref.to_double_vector();
@@ -279,16 +294,7 @@ TEST_P(CpuKernels, BitIdenticalAcrossThreadCounts) {
     Weights W = c.transpose ? make_weights(c.f, 1, c.N, c.K, c.dt, 41)
                             : make_weights(c.f, 1, c.K, c.N, c.dt, 41);
     MatmulProblem p = make_problem(c.f, c.transpose, c.M, c.N, c.K, c.dt, W, 1, 1, 42);
-    std::vector<std::vector<uint8_t>> results;
-    for (int t : {1, 2, 3, 4}) {
-      qmm::set_num_threads(t);
-      MatmulProblem q = p;
-      q.out = fresh_out(p);
-      qmm::cpu::fast_matmul(q);
-      std::vector<uint8_t> bytes(q.out.nbytes());
-      q.out.copy_to_host(bytes.data());
-      results.push_back(std::move(bytes));
-    }
+    const auto results = outputs_for_1_to_4_threads(p);
     for (size_t i = 1; i < results.size(); ++i)
       EXPECT_EQ(results[i], results[0])
           << "threads " << i + 1 << " differ from 1 thread, M " << c.M;
@@ -353,16 +359,7 @@ TEST_P(CpuKernels, FastTierGemm) {
     Weights W = make_weights(f, 1, 1100, 640, Dtype::bfloat16, 77);
     MatmulProblem p = make_problem(f, true, 61, 1100, 640, Dtype::bfloat16, W, 1, 1, 78);
     const int before = qmm::num_threads();
-    std::vector<std::vector<uint8_t>> results;
-    for (int t : {1, 2, 3, 4}) {
-      qmm::set_num_threads(t);
-      MatmulProblem q = p;
-      q.out = fresh_out(p);
-      qmm::cpu::fast_matmul(q);
-      std::vector<uint8_t> bytes(q.out.nbytes());
-      q.out.copy_to_host(bytes.data());
-      results.push_back(std::move(bytes));
-    }
+    const auto results = outputs_for_1_to_4_threads(p);
     qmm::set_num_threads(before);
     for (size_t i = 1; i < results.size(); ++i) EXPECT_EQ(results[i], results[0]);
   }

@@ -91,24 +91,22 @@ __global__ void __launch_bounds__(256, 2)
   if (accx == 0x12345678u) sink[0] = accx;
 }
 
-template <int PF>
-double time_read(const std::vector<uint32_t*>& W, int64_t N, int64_t words, uint32_t* sink,
-                 cudaStream_t s) {
-  const int tiles = int(N / 16);
-  const int grid = std::min(tiles, 264);
+// Microseconds per launch: a graph of `reps` calls of enqueue(i), median of 15 replays after 2
+// warm-up replays (events around each replay).
+template <class Enqueue>
+double time_graph(cudaStream_t s, Enqueue enqueue) {
   const int reps = 20;
   cudaGraph_t g;
   cudaGraphExec_t ge;
   CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
-  for (int i = 0; i < reps; ++i)
-    read_pattern_kernel<PF><<<grid, 256, 0, s>>>(W[i % W.size()], N, words, tiles, sink);
+  for (int i = 0; i < reps; ++i) enqueue(i);
   CK(cudaStreamEndCapture(s, &g));
   CK(cudaGraphInstantiate(&ge, g, 0));
   cudaEvent_t e0, e1;
   CK(cudaEventCreate(&e0));
   CK(cudaEventCreate(&e1));
   std::vector<float> ms;
-  for (int it = 0; it < 12; ++it) {
+  for (int it = 0; it < 17; ++it) {
     CK(cudaEventRecord(e0, s));
     CK(cudaGraphLaunch(ge, s));
     CK(cudaEventRecord(e1, s));
@@ -118,7 +116,21 @@ double time_read(const std::vector<uint32_t*>& W, int64_t N, int64_t words, uint
     if (it >= 2) ms.push_back(v);
   }
   std::sort(ms.begin(), ms.end());
+  cudaGraphExecDestroy(ge);
+  cudaGraphDestroy(g);
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
   return ms[ms.size() / 2] * 1000.0 / reps;
+}
+
+template <int PF>
+double time_read(const std::vector<uint32_t*>& W, int64_t N, int64_t words, uint32_t* sink,
+                 cudaStream_t s) {
+  const int tiles = int(N / 16);
+  const int grid = std::min(tiles, 264);
+  return time_graph(s, [&](int i) {
+    read_pattern_kernel<PF><<<grid, 256, 0, s>>>(W[i % W.size()], N, words, tiles, sink);
+  });
 }
 
 enum class Mode { affine, mxfp4, nvfp4, mxfp8 };
@@ -254,35 +266,12 @@ int main(int argc, char** argv) {
         maxrel = std::max(maxrel, std::fabs(double(u) - v) / (maxref > 0 ? maxref : 1));
       }
     }
-    // Timing: a graph of `reps` launches rotating over the weight copies; median of 15 replays.
+    // Timing: graphs of launches rotating over the weight copies (beyond L2).
     double t[2];
-    for (int k = 0; k < 2; ++k) {
-      const int reps = 20;
-      cudaGraph_t g;
-      cudaGraphExec_t ge;
-      CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
-      for (int i = 0; i < reps; ++i)
+    for (int k = 0; k < 2; ++k)
+      t[k] = time_graph(s, [&](int i) {
         launch_case(c, k == 1, args_for(i % copies, k ? y1 : y0), tiles, rows, s);
-      CK(cudaStreamEndCapture(s, &g));
-      CK(cudaGraphInstantiate(&ge, g, 0));
-      cudaEvent_t e0, e1;
-      CK(cudaEventCreate(&e0));
-      CK(cudaEventCreate(&e1));
-      std::vector<float> ms;
-      for (int it = 0; it < 17; ++it) {
-        CK(cudaEventRecord(e0, s));
-        CK(cudaGraphLaunch(ge, s));
-        CK(cudaEventRecord(e1, s));
-        CK(cudaEventSynchronize(e1));
-        float v;
-        CK(cudaEventElapsedTime(&v, e0, e1));
-        if (it >= 2) ms.push_back(v);
-      }
-      std::sort(ms.begin(), ms.end());
-      t[k] = ms[ms.size() / 2] * 1000.0 / reps;
-      cudaGraphExecDestroy(ge);
-      cudaGraphDestroy(g);
-    }
+      });
     if (std::getenv("LAB_READ") && affine && c.bits == 4) {
       uint32_t* sink;
       CK(cudaMalloc(&sink, 4));
