@@ -166,8 +166,6 @@ std::string describe_kernel(const core::MatmulProblem& p) {
     if (fast && rows <= kGemvMaxRows && ks->has_fast(P)) return name + "/fast_gemv";
     return name + (rows <= kGemvMaxRows ? "/gemv" : "/gemv_medium");
   }
-  static const float kSomeSums = 0.0f;  // has_fast_gemm needs the sums of x (affine, transpose)
-  if (P.mode == core::QuantMode::affine) P.xsum = &kSomeSums;
   if (fast && ks->has_fast_gemm(P)) return name + "/fast_gemm";
   return name + "/gemm";
 }

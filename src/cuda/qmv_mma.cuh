@@ -43,13 +43,11 @@ struct MmaArgs {
   const void* biases;
   void* out;
   int64_t w_rows, w_words, s_cols;
-  int gs;
-  int gs_shift;  // log2(gs): group index by shift, not division
+  int gs_shift;  // log2(group size): group index by shift, not division
   const int* xidx;
   const int* widx;
   const int* order;
   const int* seg_start;
-  const int* num_segments;
   const int2* work;
   const int* num_work;
   int nchunks;  // row chunks per segment when the work list is implicit
@@ -239,7 +237,7 @@ struct Fp8 {
 
 // Scale bits (as a packed pair of activation-type values) from the stored scale.
 template <class T, class F>
-QMM_DEV uint32_t scale_pair(uint32_t raw, int gs) {
+QMM_DEV uint32_t scale_pair(uint32_t raw) {
   if constexpr (F::kAffine) {
     return dup16(raw);
   } else if constexpr (std::is_same_v<F, Fp4<16>>) {
@@ -505,7 +503,7 @@ __global__ void __launch_bounds__(256, 2) qmv_mma_kernel(MmaArgs a, int tiles) {
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
 #pragma unroll
-            for (int q = 0; q < F::kScales; ++q) s2[h][q] = scale_pair<T, F>(st[jj].s[h][q], a.gs);
+            for (int q = 0; q < F::kScales; ++q) s2[h][q] = scale_pair<T, F>(st[jj].s[h][q]);
             b2[h] = dup16(st[jj].b[h]);
           }
 #pragma unroll
@@ -647,14 +645,12 @@ inline MmaArgs make_mma_args(const MatmulArgs& m) {
   a.w_rows = m.w_rows;
   a.w_words = m.w_words;
   a.s_cols = m.s_cols;
-  a.gs = m.spec.group_size;
   a.gs_shift = 0;
-  while ((1 << a.gs_shift) < a.gs) ++a.gs_shift;
+  while ((1 << a.gs_shift) < m.spec.group_size) ++a.gs_shift;
   a.xidx = m.xidx;
   a.widx = m.widx;
   a.order = m.order;
   a.seg_start = m.seg_start;
-  a.num_segments = m.num_segments;
   a.work = m.work;
   a.num_work = m.num_work;
   a.nchunks = static_cast<int>((m.M + m.rows_per_chunk - 1) / m.rows_per_chunk);

@@ -233,9 +233,8 @@ int main(int argc, char** argv) {
     a.w_rows = c.N;
     a.w_words = words;
     a.s_cols = groups;
-    a.gs = c.gs;
     a.gs_shift = 0;
-    while ((1 << a.gs_shift) < a.gs) ++a.gs_shift;
+    while ((1 << a.gs_shift) < c.gs) ++a.gs_shift;
     a.nchunks = (c.M + rows - 1) / rows;
     int dev = 0;
     CK(cudaGetDevice(&dev));
