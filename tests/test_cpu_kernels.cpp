@@ -271,7 +271,8 @@ TEST_P(CpuKernels, TinyActivations) {
     }
 }
 
-// Results are bit-identical for any number of threads (static partition).
+// Results are bit-identical for any number of threads (each output element is computed by one
+// work item with the same instructions, whichever thread runs it).
 TEST_P(CpuKernels, BitIdenticalAcrossThreadCounts) {
   struct Case {
     Format f;
@@ -298,6 +299,25 @@ TEST_P(CpuKernels, BitIdenticalAcrossThreadCounts) {
     for (size_t i = 1; i < results.size(); ++i)
       EXPECT_EQ(results[i], results[0])
           << "threads " << i + 1 << " differ from 1 thread, M " << c.M;
+  }
+  {
+    // gather_qmm decode: many one- and two-row GEMV buckets whose items the threads claim
+    // dynamically (which thread runs an item varies from call to call), bf16 output.
+    Format f{QuantMode::affine, 64, 4, "affine"};
+    const int64_t E = 16, N = 320, K = 1024;
+    Weights W = make_weights(f, E, N, K, Dtype::bfloat16, 43);
+    std::vector<int64_t> rhs = {0, 2, 2, 3, 5, 7, 7, 9, 11, 12, 15, 15};
+    std::vector<int64_t> lhs = {1, 0, 2, 1, 1, 0, 2, 0, 2, 1, 0, 2};
+    const int64_t B = static_cast<int64_t>(rhs.size());
+    MatmulProblem p = make_problem(f, true, 1, N, K, Dtype::bfloat16, W, 3, B, 44);
+    p.x_map.indices = Array::from_vector(lhs, {B});
+    p.w_map.indices = Array::from_vector(rhs, {B});
+    p.sorted_indices = true;
+    for (int rep = 0; rep < 3; ++rep) {
+      const auto results = outputs_for_1_to_4_threads(p);
+      for (size_t i = 1; i < results.size(); ++i)
+        EXPECT_EQ(results[i], results[0]) << "gather: threads " << i + 1 << " differ, rep " << rep;
+    }
   }
   qmm::set_num_threads(before);
 }

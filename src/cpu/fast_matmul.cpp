@@ -351,31 +351,54 @@ void fast_matmul(const core::MatmulProblem& p) {
   // range of a call, so a thread's consecutive items of one GEMM bucket run as one call (x is
   // packed once per call and column block); GEMV items run one by one.
   auto is_gemm = [&](const Bucket& bk) { return !P.transpose || bk.count >= kGemmMinRows; };
+  // Runs items [i, j) of one bucket as one kernel call and converts their outputs.
+  auto run_range = [&](size_t i, size_t j) {
+    const Item& it = items[i];
+    const Bucket& bk = buckets[it.bucket];
+    const int64_t n0 = it.n0, n1 = items[j - 1].n1;
+    ks->run(P, bk, xrows.data() + bk.begin, orows.data() + bk.begin, n0, n1);
+    if (P.out_dtype != Dtype::float32) {
+      for (int64_t r = 0; r < bk.count; ++r) {
+        const int64_t o = orows[bk.begin + r];
+        char* dst = static_cast<char*>(P.out) + (o * N + n0) * 2;
+        ks->from_f32(P.acc + o * N + n0, P.out_dtype, dst, n1 - n0);
+      }
+    }
+  };
   auto run_items = [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t)
       for (size_t i = split[t]; i < split[t + 1];) {
-        const Item& it = items[i];
-        const Bucket& bk = buckets[it.bucket];
         size_t j = i + 1;
-        if (is_gemm(bk))
-          while (j < split[t + 1] && items[j].bucket == it.bucket && items[j].n0 == items[j - 1].n1)
+        if (is_gemm(buckets[items[i].bucket]))
+          while (j < split[t + 1] && items[j].bucket == items[i].bucket &&
+                 items[j].n0 == items[j - 1].n1)
             ++j;
-        const int64_t n0 = it.n0, n1 = items[j - 1].n1;
+        run_range(i, j);
         i = j;
-        ks->run(P, bk, xrows.data() + bk.begin, orows.data() + bk.begin, n0, n1);
-        if (P.out_dtype != Dtype::float32) {
-          for (int64_t r = 0; r < bk.count; ++r) {
-            const int64_t o = orows[bk.begin + r];
-            char* dst = static_cast<char*>(P.out) + (o * N + n0) * 2;
-            ks->from_f32(P.acc + o * N + n0, P.out_dtype, dst, n1 - n0);
-          }
-        }
       }
   };
-  if (threads <= 1)
+  bool any_gemm = false;
+  for (const Bucket& bk : buckets) any_gemm = any_gemm || is_gemm(bk);
+  if (threads <= 1) {
     run_items(0, 1);
-  else
+  } else if (!any_gemm) {
+    // GEMV items (decode) are claimed in small blocks from a shared counter instead of a fixed
+    // half each: they are compute-bound on 2 cores, and on a shared VM one core often runs
+    // slower (a busy neighbour, a late wake-up of the worker), so a static split waits for the
+    // slower half. Blocks of about 1/8 of a thread's share keep each thread's weight reads in
+    // long contiguous runs (hardware prefetch) while still balancing. Each item computes its
+    // columns alone with the same instructions, so the results stay bit-identical whichever
+    // thread runs it.
+    const size_t nit = items.size();
+    const size_t blk = std::max<size_t>(1, nit / (static_cast<size_t>(threads) * 8));
+    std::atomic<size_t> next{0};
+    pool.parallel_for(threads, 1, [&](int64_t, int64_t) {
+      for (size_t b; (b = next.fetch_add(blk, std::memory_order_relaxed)) < nit;)
+        for (size_t i = b; i < std::min(nit, b + blk); ++i) run_range(i, i + 1);
+    });
+  } else {
     pool.parallel_for(threads, 1, run_items);
+  }
 }
 
 void threaded_matmul(const core::MatmulProblem& p) { fast_matmul(p); }
