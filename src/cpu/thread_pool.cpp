@@ -45,7 +45,8 @@ void ThreadPool::worker_loop(int index) {
     // for the next generation first, sleep only when none comes.
     if (!spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; }, limit)) {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stop_ || generation_.load(std::memory_order_relaxed) != seen; });
+      wake_.wait(lock,
+                 [&] { return stop_ || generation_.load(std::memory_order_relaxed) != seen; });
       if (stop_) return;
     }
     const std::function<void(int64_t, int64_t)>* job;
