@@ -89,6 +89,11 @@ struct MatmulArgs {
   int sm_count = 132;
 };
 
+// qmv_f32.cu: the CUDA-core decode kernel for float32 x (and fp16 x with fp-mode weights),
+// M <= 2, for problems the generic kernel's vectorised path accepts (transpose, K % 32 == 0,
+// 16-byte aligned x and w). Returns false (nothing launched) where it does not apply.
+bool launch_qmv_f32(const MatmulArgs& a, cudaStream_t stream);
+
 // qmm_generic.cu: any problem, CUDA cores, float32 accumulation.
 void launch_qmm_generic(const MatmulArgs& a, float* workspace, cudaStream_t stream);
 size_t generic_workspace_bytes(const MatmulArgs& a);

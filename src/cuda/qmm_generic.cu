@@ -129,8 +129,9 @@ __global__ void __launch_bounds__(256) qmm_n_generic(GArgs a) {
   }
 }
 
-// ---- the CUDA-core decode kernel (float32 activations, and fp16 with fp-mode weights): one warp
-// per weight row, each lane a 32-element chunk (vector loads of `Bits` words), the group sums
+// ---- the vectorised CUDA-core kernel (float32 activations, and fp16 with fp-mode weights) for
+// what qmv_f32.cu does not take (M > 8, or x too long for its shared memory): one warp per
+// weight row, each lane a 32-element chunk (vector loads of `Bits` words), the group sums
 // s * sum(x*q) + b * sum(x) in float32.
 enum class SimtMode { affine, mxfp4, nvfp4, mxfp8 };
 
@@ -311,6 +312,7 @@ void launch_typed(const MatmulArgs& m, float* workspace, cudaStream_t stream) {
   a.ksplit = choose_ksplit(m);
   a.partial = a.ksplit > 1 ? workspace : nullptr;
   const int64_t mblocks = (m.M + kMb - 1) / kMb;
+  if (m.transpose && simt_supported(m) && launch_qmv_f32(m, stream)) return;
   if (m.transpose) {
     dim3 grid(static_cast<unsigned>((m.N + 7) / 8), static_cast<unsigned>(m.batch),
               static_cast<unsigned>(mblocks));

@@ -283,6 +283,23 @@ TEST(GpuMatmul, DecodeWalksSeveralTiles) {
   }
 }
 
+// The float32-x decode kernel (qmv_f32.cu, M <= 2): warps walk several 2-row blocks (N above
+// 2 * 8 * 264 = 4224) with loads running across blocks, an odd N ends inside a block, every
+// mode and bit width, fp16 x with fp-mode weights, broadcast batches, and x in shared memory at
+// the kernel's 96 KiB edge (M = 2: K = 11904 fits, 11936 takes the generic kernel).
+TEST(GpuMatmul, Float32DecodeWalksSeveralRowBlocks) {
+  for (int64_t M : {1, 2}) {
+    for (const auto& c : all_modes()) {
+      check_qmm({M, 256}, {9001, 256}, true, c, Dtype::float32);
+      if (c.mode != "affine") check_qmm({M, 256}, {9001, 256}, true, c, Dtype::float16);
+    }
+    check_qmm({3, 1, M, 512}, {5000, 512}, true, {"affine", 64, 4}, Dtype::float32);
+  }
+  check_qmm({2, 11904}, {300, 11904}, true, {"affine", 128, 4}, Dtype::float32);
+  check_qmm({2, 11936}, {300, 11936}, true, {"affine", 32, 4}, Dtype::float32);
+  check_qmm({1, 23808}, {100, 23808}, true, {"affine", 64, 8}, Dtype::float32);
+}
+
 TEST(GpuMatmul, BroadcastingAndVectors) {
   for (Dtype dt : {Dtype::bfloat16, Dtype::float32}) {
     ModeCase c{"affine", 64, 4};
