@@ -26,7 +26,8 @@ using core::QuantMode;
 // about 65 us + the GEMM.
 constexpr int64_t kDecodeMaxRows = 32;
 // Without the tensor-core decode kernel (float32, fp16 with fp modes, odd alignments), the
-// CUDA-core kernel serves up to this many rows; beyond it, dequantize + cuBLAS.
+// CUDA-core kernels serve up to this many rows (float32 x: up to kF32DecodeMaxRows where
+// qmv_f32 takes the problem); beyond it, dequantize + cuBLAS.
 constexpr int64_t kGenericMaxRows = 8;
 // gather_qmm with at most this many rows in all (items x M: one token's top-8) skips the routing
 // kernel: the decode kernel takes one item per slot and checks the indices itself.
@@ -243,7 +244,7 @@ class CudaBackend final : public core::Backend {
                          (prefill_choice() == PrefillChoice::fused ? p.M > kFusedMinRows
                                                                    : fused_by_table(p.M, p.N, p.K));
       const bool decode = fast && (p.M <= kFusedMinRows || (!fused && p.M <= kDecodeMaxRows));
-      const bool generic = !fast && p.M <= kGenericMaxRows;
+      const bool generic = !fast && (p.M <= kGenericMaxRows || qmv_f32_takes(a));
       if (!decode && !generic) {
         // Large M: dequantize + cuBLAS, batch maps computed on the host from the strides.
         std::vector<int64_t> xb(p.batch), wb(p.batch);

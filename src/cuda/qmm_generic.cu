@@ -312,7 +312,7 @@ void launch_typed(const MatmulArgs& m, float* workspace, cudaStream_t stream) {
   a.ksplit = choose_ksplit(m);
   a.partial = a.ksplit > 1 ? workspace : nullptr;
   const int64_t mblocks = (m.M + kMb - 1) / kMb;
-  if (m.transpose && simt_supported(m) && launch_qmv_f32(m, stream)) return;
+  if (launch_qmv_f32(m, stream)) return;
   if (m.transpose) {
     dim3 grid(static_cast<unsigned>((m.N + 7) / 8), static_cast<unsigned>(m.batch),
               static_cast<unsigned>(mblocks));

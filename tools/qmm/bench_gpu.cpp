@@ -116,10 +116,12 @@ std::string dense_kernel(const Case& c) {
       c.M > 16 && c.M <= 4096 && !(c.N * c.K <= int64_t(4096) * 4096 && c.M <= 512);
   const bool fused = fused_ok && (prefill_forced("fused") ? c.M > 16 : by_table);
   if (mma && (c.M <= 16 || (!fused && c.M <= 32))) return "qmv_mma";
-  if (!mma && c.M <= 8 && c.K % 32 == 0) {
-    // Mirrors cuda/qmv_f32.cu: x rows (1, or 2 per CTA) staged as float with chunk sums.
+  if (!mma && c.M <= (c.dt == Dtype::float32 ? 16 : 8) && c.K % 32 == 0) {
+    // Mirrors cuda/qmv_f32.cu (qmv_f32_takes): x rows (1, or 2 per CTA) staged as float with
+    // chunk sums; and backend.cpp (kGenericMaxRows = 8 for the older kernel).
     const int64_t x_rows = c.M == 1 ? 1 : 2;
-    return x_rows * (c.K / 32) * 33 * 4 <= 96 * 1024 ? "qmv_f32" : "qmv_simt";
+    if (x_rows * (c.K / 32) * 33 * 4 <= 96 * 1024) return "qmv_f32";
+    if (c.M <= 8) return "qmv_simt";
   }
   if (!mma && c.M <= 8) return "generic";
   if (fused && c.M <= 128) return "fused(128x64,streamK)";
