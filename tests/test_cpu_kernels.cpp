@@ -91,6 +91,20 @@ MatmulProblem make_problem(const Format& f, bool transpose, int64_t M, int64_t N
   return p;
 }
 
+// A sorted gather_qmm decode problem: one row per item, item b = (x batch lhs[b], expert
+// rhs[b]) over E experts of N x K and 3 x batches, bf16.
+MatmulProblem gather_decode_problem(const Format& f, int64_t E, int64_t N, int64_t K,
+                                    const std::vector<int64_t>& lhs,
+                                    const std::vector<int64_t>& rhs, uint64_t seed) {
+  const Weights W = make_weights(f, E, N, K, Dtype::bfloat16, seed);
+  const int64_t B = static_cast<int64_t>(rhs.size());
+  MatmulProblem p = make_problem(f, true, 1, N, K, Dtype::bfloat16, W, 3, B, seed + 1);
+  p.x_map.indices = Array::from_vector(lhs, {B});
+  p.w_map.indices = Array::from_vector(rhs, {B});
+  p.sorted_indices = true;
+  return p;
+}
+
 Array fresh_out(const MatmulProblem& p) {
   Array a = Array::zeros({p.batch, p.M, p.N}, p.out.dtype());
   a.wait();
@@ -240,16 +254,9 @@ TEST_P(CpuKernels, GatherRepeatedUnsorted) {
 
 TEST_P(CpuKernels, GatherSortedDecode) {
   // MoE decode shape in miniature: 16 experts, top-4, 3 tokens, sorted.
-  Format f{QuantMode::mxfp4, 32, 4, "mxfp4"};
-  const int64_t E = 16, N = 96, K = 256;
-  Weights W = make_weights(f, E, N, K, Dtype::bfloat16, 31);
-  std::vector<int64_t> rhs = {0, 2, 2, 5, 7, 7, 7, 9, 11, 12, 15, 15};
-  std::vector<int64_t> lhs = {1, 0, 2, 1, 0, 1, 2, 0, 2, 1, 0, 2};
-  const int64_t B = static_cast<int64_t>(rhs.size());
-  MatmulProblem p = make_problem(f, true, 1, N, K, Dtype::bfloat16, W, 3, B, 32);
-  p.x_map.indices = Array::from_vector(lhs, {B});
-  p.w_map.indices = Array::from_vector(rhs, {B});
-  p.sorted_indices = true;
+  MatmulProblem p = gather_decode_problem({QuantMode::mxfp4, 32, 4, "mxfp4"}, 16, 96, 256,
+                                          {1, 0, 2, 1, 0, 1, 2, 0, 2, 1, 0, 2},
+                                          {0, 2, 2, 5, 7, 7, 7, 9, 11, 12, 15, 15}, 31);
   EXPECT_LE(check(p), tolerance(Dtype::bfloat16));
 }
 
@@ -303,16 +310,9 @@ TEST_P(CpuKernels, BitIdenticalAcrossThreadCounts) {
   {
     // gather_qmm decode: many one- and two-row GEMV buckets whose items the threads claim
     // dynamically (which thread runs an item varies from call to call), bf16 output.
-    Format f{QuantMode::affine, 64, 4, "affine"};
-    const int64_t E = 16, N = 320, K = 1024;
-    Weights W = make_weights(f, E, N, K, Dtype::bfloat16, 43);
-    std::vector<int64_t> rhs = {0, 2, 2, 3, 5, 7, 7, 9, 11, 12, 15, 15};
-    std::vector<int64_t> lhs = {1, 0, 2, 1, 1, 0, 2, 0, 2, 1, 0, 2};
-    const int64_t B = static_cast<int64_t>(rhs.size());
-    MatmulProblem p = make_problem(f, true, 1, N, K, Dtype::bfloat16, W, 3, B, 44);
-    p.x_map.indices = Array::from_vector(lhs, {B});
-    p.w_map.indices = Array::from_vector(rhs, {B});
-    p.sorted_indices = true;
+    MatmulProblem p = gather_decode_problem({QuantMode::affine, 64, 4, "affine"}, 16, 320, 1024,
+                                            {1, 0, 2, 1, 1, 0, 2, 0, 2, 1, 0, 2},
+                                            {0, 2, 2, 3, 5, 7, 7, 9, 11, 12, 15, 15}, 43);
     for (int rep = 0; rep < 3; ++rep) {
       const auto results = outputs_for_1_to_4_threads(p);
       for (size_t i = 1; i < results.size(); ++i)

@@ -98,6 +98,31 @@ bool qmv_f32_takes(const MatmulArgs& a);
 // Launches it where qmv_f32_takes(a); returns false (nothing launched) otherwise.
 bool launch_qmv_f32(const MatmulArgs& a, cudaStream_t stream);
 
+// The operands every kernel's argument struct carries (kernel arguments are copied by value:
+// plain pointers and sizes), and their copy from MatmulArgs.
+struct KernelOperands {
+  int64_t M, N, K;
+  const void* x;
+  const uint32_t* w;
+  const void* scales;
+  const void* biases;
+  void* out;
+  int64_t w_rows, w_words, s_cols;  // stored matrix: rows, words per row, groups per row
+  const int* xidx;                  // per item: x batch, w batch (null: 0)
+  const int* widx;
+};
+inline KernelOperands operands_of(const MatmulArgs& m) {
+  return {m.M,   m.N,      m.K,       m.x,      m.w,    m.scales, m.biases,
+          m.out, m.w_rows, m.w_words, m.s_cols, m.xidx, m.widx};
+}
+
+// log2 of the group size (a power of two): kernels find a group by shift, not division.
+inline int group_shift(const MatmulArgs& m) {
+  int s = 0;
+  while ((1 << s) < m.spec.group_size) ++s;
+  return s;
+}
+
 // qmm_generic.cu: any problem, CUDA cores, float32 accumulation.
 void launch_qmm_generic(const MatmulArgs& a, float* workspace, cudaStream_t stream);
 size_t generic_workspace_bytes(const MatmulArgs& a);

@@ -16,19 +16,11 @@ namespace {
 
 constexpr int kMb = 8;  // rows of x per pass (accumulators per thread)
 
-struct GArgs {
+struct GArgs : KernelOperands {
   QuantMode mode;
   int gs, bits;
-  int64_t M, N, K, batch;
-  const void* x;
-  const uint32_t* w;
-  const void* scales;
-  const void* biases;
-  void* out;
+  int64_t batch;
   float* partial;  // transpose=false split-K partial sums, or null
-  int64_t w_rows, w_words, s_cols;
-  const int* xidx;
-  const int* widx;
   int ksplit;
 };
 
@@ -295,20 +287,8 @@ void launch_typed(const MatmulArgs& m, float* workspace, cudaStream_t stream) {
   a.mode = m.spec.mode;
   a.gs = m.spec.group_size;
   a.bits = m.spec.bits;
-  a.M = m.M;
-  a.N = m.N;
-  a.K = m.K;
+  static_cast<KernelOperands&>(a) = operands_of(m);
   a.batch = m.batch;
-  a.x = m.x;
-  a.w = m.w;
-  a.scales = m.scales;
-  a.biases = m.biases;
-  a.out = m.out;
-  a.w_rows = m.w_rows;
-  a.w_words = m.w_words;
-  a.s_cols = m.s_cols;
-  a.xidx = m.xidx;
-  a.widx = m.widx;
   a.ksplit = choose_ksplit(m);
   a.partial = a.ksplit > 1 ? workspace : nullptr;
   const int64_t mblocks = (m.M + kMb - 1) / kMb;

@@ -35,16 +35,7 @@ constexpr int kWarps = 8;
 constexpr int kRowsPerWarp = 2;
 constexpr size_t kMaxSmem = 96 * 1024;  // x (+ chunk sums) per CTA; two CTAs per SM
 
-struct F32Args {
-  int64_t M, N, K;
-  const void* x;
-  const uint32_t* w;
-  const void* scales;
-  const void* biases;
-  void* out;
-  int64_t w_rows, w_words, s_cols;
-  const int* xidx;
-  const int* widx;
+struct F32Args : KernelOperands {
   int gs_shift;
 };
 
@@ -358,21 +349,8 @@ bool launch_qmv_f32(const MatmulArgs& m, cudaStream_t stream) {
   const bool f32 = m.dtype == Dtype::float32;
   const int mb = m.M == 1 ? 1 : 2;
   F32Args a;
-  a.M = m.M;
-  a.N = m.N;
-  a.K = m.K;
-  a.x = m.x;
-  a.w = m.w;
-  a.scales = m.scales;
-  a.biases = m.biases;
-  a.out = m.out;
-  a.w_rows = m.w_rows;
-  a.w_words = m.w_words;
-  a.s_cols = m.s_cols;
-  a.xidx = m.xidx;
-  a.widx = m.widx;
-  a.gs_shift = 0;
-  while ((1 << a.gs_shift) < m.spec.group_size) ++a.gs_shift;
+  static_cast<KernelOperands&>(a) = operands_of(m);
+  a.gs_shift = group_shift(m);
   if (mb == 1)
     f32 ? launch_modes<float, 1>(m, a, stream) : launch_modes<__half, 1>(m, a, stream);
   else

@@ -35,17 +35,8 @@
 
 namespace qmm::cuda {
 
-struct MmaArgs {
-  int64_t M, N, K;
-  const void* x;
-  const uint32_t* w;
-  const void* scales;
-  const void* biases;
-  void* out;
-  int64_t w_rows, w_words, s_cols;
+struct MmaArgs : KernelOperands {
   int gs_shift;  // log2(group size): group index by shift, not division
-  const int* xidx;
-  const int* widx;
   const int* order;
   const int* seg_start;
   const int2* work;
@@ -634,21 +625,8 @@ void launch_mma_typed(const MmaArgs& a, int64_t tiles, int64_t slots, int rows_p
 // Builds the kernel arguments from a MatmulArgs (shared by the translation units).
 inline MmaArgs make_mma_args(const MatmulArgs& m) {
   MmaArgs a;
-  a.M = m.M;
-  a.N = m.N;
-  a.K = m.K;
-  a.x = m.x;
-  a.w = m.w;
-  a.scales = m.scales;
-  a.biases = m.biases;
-  a.out = m.out;
-  a.w_rows = m.w_rows;
-  a.w_words = m.w_words;
-  a.s_cols = m.s_cols;
-  a.gs_shift = 0;
-  while ((1 << a.gs_shift) < m.spec.group_size) ++a.gs_shift;
-  a.xidx = m.xidx;
-  a.widx = m.widx;
+  static_cast<KernelOperands&>(a) = operands_of(m);
+  a.gs_shift = group_shift(m);
   a.order = m.order;
   a.seg_start = m.seg_start;
   a.work = m.work;
