@@ -33,7 +33,11 @@ constexpr int kWarps = 8;
 // Weight rows of one warp step. 3 or 4 rows (fewer steps in flight) measured no better at
 // 8192^2 M=1 (24.9 / 23.3 us vs 23.3 us).
 constexpr int kRowsPerWarp = 2;
-constexpr size_t kMaxSmem = 96 * 1024;  // x (+ chunk sums) per CTA; two CTAs per SM
+// x (+ chunk sums) per CTA: up to 96 KiB two CTAs share an SM; up to the 227 KiB a CTA may
+// have, one (M=1 up to K = 56320, M >= 2 up to K = 28160: the down projections of 70B models;
+// 8192x28672 M=1 in 91 us).
+constexpr size_t kTwoCtaSmem = 96 * 1024;
+constexpr size_t kMaxSmem = 227 * 1024;
 
 struct F32Args : KernelOperands {
   int gs_shift;
@@ -281,9 +285,9 @@ void launch_f32(const F32Args& a, int64_t batch, int sm_count, cudaStream_t stre
   // Steps in flight: 3 (2 for 5..8 bits) within 128 registers, two CTAs per SM. Measured at
   // 8192^2 M=1 (4-bit): 3, 4, 5, 6 steps within 6 %; three CTAs per SM (80 registers) slower.
   constexpr int PF = Bits <= 4 ? 3 : 2;
-  constexpr int kCtasPerSm = 2;
-  auto kernel = qmv_f32_kernel<T, Bits, Mode, MB, PF, kCtasPerSm>;
+  auto kernel = qmv_f32_kernel<T, Bits, Mode, MB, PF, 2>;
   const size_t smem = smem_bytes(MB, a.K);
+  const int ctas_per_sm = smem <= kTwoCtaSmem ? 2 : 1;
   if (smem > 48 * 1024)
     check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                static_cast<int>(smem)),
@@ -292,7 +296,7 @@ void launch_f32(const F32Args& a, int64_t batch, int sm_count, cudaStream_t stre
   const int64_t want = (row_blocks + kWarps - 1) / kWarps;
   // One resident wave in all: the row-block CTAs of every (item, row block of x) share the SMs.
   const int64_t zb = (a.M + MB - 1) / MB;
-  int64_t gx = int64_t(sm_count) * kCtasPerSm / (batch * zb);
+  int64_t gx = int64_t(sm_count) * ctas_per_sm / (batch * zb);
   gx = gx < 1 ? 1 : gx > want ? want : gx;
   const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(batch),
                   static_cast<unsigned>(zb));
@@ -341,6 +345,8 @@ bool qmv_f32_takes(const MatmulArgs& m) {
   // 116 against 273 us here); float32 x: up to 16 rows (212 against 302-349 us for SGEMM).
   if (m.M > (f32 ? kF32DecodeMaxRows : 8) || m.batch > 65535) return false;
   const int mb = m.M == 1 ? 1 : 2;  // rows of x per CTA; more rows take more CTAs (grid z)
+  // Beyond 96 KiB of x, one CTA per SM: still ahead of dequantize + SGEMM at 4096x14336 M=16
+  // (237 against 271 us; cuBLAS SGEMM alone 135 us).
   return smem_bytes(mb, m.K) <= kMaxSmem;
 }
 

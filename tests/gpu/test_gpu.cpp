@@ -283,10 +283,11 @@ TEST(GpuMatmul, DecodeWalksSeveralTiles) {
   }
 }
 
-// The float32-x decode kernel (qmv_f32.cu, M <= 2): warps walk several 2-row blocks (N above
+// The float32-x decode kernel (qmv_f32.cu): warps walk several 2-row blocks (N above
 // 2 * 8 * 264 = 4224) with loads running across blocks, an odd N ends inside a block, every
-// mode and bit width, fp16 x with fp-mode weights, broadcast batches, and x in shared memory at
-// the kernel's 96 KiB edge (M = 2: K = 11904 fits, 11936 takes the generic kernel).
+// mode and bit width, fp16 x with fp-mode weights, broadcast batches, x in shared memory at the
+// two-CTAs-per-SM edge (96 KiB: M = 2, K = 11904 fits, 11936 runs one CTA per SM) and at the
+// 227 KiB edge (M = 1: K = 56320 fits, 56352 takes the generic kernel).
 TEST(GpuMatmul, Float32DecodeWalksSeveralRowBlocks) {
   for (int64_t M : {1, 2}) {
     for (const auto& c : all_modes()) {
@@ -298,6 +299,10 @@ TEST(GpuMatmul, Float32DecodeWalksSeveralRowBlocks) {
   check_qmm({2, 11904}, {300, 11904}, true, {"affine", 128, 4}, Dtype::float32);
   check_qmm({2, 11936}, {300, 11936}, true, {"affine", 32, 4}, Dtype::float32);
   check_qmm({1, 23808}, {100, 23808}, true, {"affine", 64, 8}, Dtype::float32);
+  check_qmm({1, 56320}, {40, 56320}, true, {"affine", 64, 4}, Dtype::float32);
+  check_qmm({1, 56352}, {40, 56352}, true, {"affine", 32, 4}, Dtype::float32);
+  check_qmm({5, 14336}, {600, 14336}, true, {"affine", 64, 4}, Dtype::float32);
+  check_qmm({12, 14336}, {64, 14336}, true, {"affine", 64, 4}, Dtype::float32);
 }
 
 TEST(GpuMatmul, BroadcastingAndVectors) {

@@ -120,7 +120,7 @@ std::string dense_kernel(const Case& c) {
     // Mirrors cuda/qmv_f32.cu (qmv_f32_takes): x rows (1, or 2 per CTA) staged as float with
     // chunk sums; and backend.cpp (kGenericMaxRows = 8 for the older kernel).
     const int64_t x_rows = c.M == 1 ? 1 : 2;
-    if (x_rows * (c.K / 32) * 33 * 4 <= 96 * 1024) return "qmv_f32";
+    if (x_rows * (c.K / 32) * 33 * 4 <= 227 * 1024) return "qmv_f32";
     if (c.M <= 8) return "qmv_simt";
   }
   if (!mma && c.M <= 8) return "generic";
