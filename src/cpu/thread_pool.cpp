@@ -4,8 +4,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <exception>
-#include <memory>
 #include <stdexcept>
+#include <vector>
 
 #include "qmm/config.h"
 
@@ -114,8 +114,13 @@ std::chrono::microseconds spin_limit() {
 }
 
 namespace {
-std::mutex g_pool_mutex;
-std::unique_ptr<ThreadPool> g_pool;
+// The pools and their mutex live until the process ends (never destroyed): a stream executor
+// (part of the backend, a static of another translation unit, destroyed in an unspecified order
+// relative to this file's statics) may still run queued work on the pool while the process
+// exits. With a pool destroyed first, that work locked a freed mutex (SIGILL in 7 % of exits of
+// one test). The worker threads are left to the process's end, not joined.
+std::mutex& g_pool_mutex = *new std::mutex;
+ThreadPool* g_pool = nullptr;
 int g_threads = 0;
 
 int default_threads() {
@@ -131,7 +136,7 @@ ThreadPool& thread_pool() {
   std::lock_guard lock(g_pool_mutex);
   if (!g_pool) {
     if (g_threads == 0) g_threads = default_threads();
-    g_pool = std::make_unique<ThreadPool>(g_threads);
+    g_pool = new ThreadPool(g_threads);
   }
   return *g_pool;
 }
@@ -148,8 +153,9 @@ void set_num_threads(int n) {
   // A kernel queued earlier may still be running on the current pool, so it is retired, not
   // destroyed: its idle threads live on until exit (resizing is rare), and every reference
   // thread_pool() handed out stays valid.
-  static std::vector<std::unique_ptr<cpu::ThreadPool>> retired;
-  if (cpu::g_pool) retired.push_back(std::move(cpu::g_pool));
+  static std::vector<cpu::ThreadPool*>& retired = *new std::vector<cpu::ThreadPool*>;
+  if (cpu::g_pool) retired.push_back(cpu::g_pool);
+  cpu::g_pool = nullptr;
   cpu::g_threads = n;
 }
 
