@@ -94,6 +94,9 @@ struct MatmulArgs {
 // 16-byte aligned x and w, x rows within its shared memory. Measured on H100 8192^2 4-bit:
 // M = 8 109 us, M = 16 about twice that, dequantize + cuBLAS SGEMM 302 us at M = 16.
 constexpr int64_t kF32DecodeMaxRows = 16;
+// The operands the CUDA-core vector kernels read (qmm_generic.cu): transpose, K % 32 == 0,
+// 16-byte aligned x and w, float32 x (any mode) or fp16 x with fp-mode weights.
+bool simt_supported(const MatmulArgs& a);
 bool qmv_f32_takes(const MatmulArgs& a);
 // Launches it where qmv_f32_takes(a); returns false (nothing launched) otherwise.
 bool launch_qmv_f32(const MatmulArgs& a, cudaStream_t stream);

@@ -258,16 +258,6 @@ __global__ void reduce_splits(const float* partial, int ksplit, int64_t n, T* ou
   }
 }
 
-// The vectorised CUDA-core kernel: float32 x (any mode), or fp16 x with fp-mode weights; K a
-// multiple of 32 (a lane's chunk) and 16-byte aligned weights and activations.
-bool simt_supported(const MatmulArgs& a) {
-  if (!a.transpose || a.K % 32 != 0) return false;
-  const bool f32 = a.dtype == Dtype::float32;
-  const bool f16fp = a.dtype == Dtype::float16 && a.spec.mode != QuantMode::affine;
-  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  return (f32 || f16fp) && aligned(a.w) && aligned(a.x);
-}
-
 int choose_ksplit(const MatmulArgs& a) {
   if (a.transpose) return 1;
   const int64_t mblocks = (a.M + kMb - 1) / kMb;
@@ -292,7 +282,6 @@ void launch_typed(const MatmulArgs& m, float* workspace, cudaStream_t stream) {
   a.ksplit = choose_ksplit(m);
   a.partial = a.ksplit > 1 ? workspace : nullptr;
   const int64_t mblocks = (m.M + kMb - 1) / kMb;
-  if (launch_qmv_f32(m, stream)) return;
   if (m.transpose) {
     dim3 grid(static_cast<unsigned>((m.N + 7) / 8), static_cast<unsigned>(m.batch),
               static_cast<unsigned>(mblocks));
@@ -331,6 +320,16 @@ void launch_typed(const MatmulArgs& m, float* workspace, cudaStream_t stream) {
 
 }  // namespace
 
+// The vectorised CUDA-core kernel: float32 x (any mode), or fp16 x with fp-mode weights; K a
+// multiple of 32 (a lane's chunk) and 16-byte aligned weights and activations.
+bool simt_supported(const MatmulArgs& a) {
+  if (!a.transpose || a.K % 32 != 0) return false;
+  const bool f32 = a.dtype == Dtype::float32;
+  const bool f16fp = a.dtype == Dtype::float16 && a.spec.mode != QuantMode::affine;
+  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  return (f32 || f16fp) && aligned(a.w) && aligned(a.x);
+}
+
 size_t generic_workspace_bytes(const MatmulArgs& a) {
   int ks = choose_ksplit(a);
   return ks > 1 ? static_cast<size_t>(ks) * a.batch * a.M * a.N * sizeof(float) : 0;
@@ -338,6 +337,7 @@ size_t generic_workspace_bytes(const MatmulArgs& a) {
 
 void launch_qmm_generic(const MatmulArgs& a, float* workspace, cudaStream_t stream) {
   if (a.batch == 0 || a.M == 0 || a.N == 0) return;
+  if (launch_qmv_f32(a, stream)) return;  // float32 x at few rows: its own decode kernel
   if (a.batch > 65535 || (a.M + kMb - 1) / kMb > 65535)
     throw std::invalid_argument("[quantized_matmul] batch or M too large for the GPU grid");
   switch (a.dtype) {

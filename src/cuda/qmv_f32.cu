@@ -336,11 +336,8 @@ void launch_modes(const MatmulArgs& m, const F32Args& a, cudaStream_t st) {
 }  // namespace
 
 bool qmv_f32_takes(const MatmulArgs& m) {
+  if (!simt_supported(m)) return false;  // the same operands as the vectorised generic kernel
   const bool f32 = m.dtype == Dtype::float32;
-  const bool f16fp = m.dtype == Dtype::float16 && m.spec.mode != QuantMode::affine;
-  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  if (!m.transpose || m.K % 32 != 0 || !(f32 || f16fp) || !aligned(m.w) || !aligned(m.x))
-    return false;
   // fp16 x with fp modes: above 8 rows, dequantize + cuBLAS fp16 wins (M=16, 8192^2 mxfp4:
   // 116 against 273 us here); float32 x: up to 16 rows (212 against 302-349 us for SGEMM).
   if (m.M > (f32 ? kF32DecodeMaxRows : 8) || m.batch > 65535) return false;
