@@ -4,12 +4,18 @@
 // with repeated and unsorted indices, and bit-identical results for any thread count.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <future>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/backend.h"
+#include "cpu/executor.h"
 #include "cpu/fast_matmul.h"
 #include "cpu/kernels.h"
 #include "qmm/qmm.h"
@@ -420,6 +426,199 @@ TEST(CpuKernelsApi, DispatchReportsKernel) {
     EXPECT_EQ(name, "generic");
   EXPECT_FALSE(qmm::cpu::select_kernels("nonexistent"));
   qmm::cpu::select_kernels("");
+}
+
+// ---- stream executor: tasks run inline on an idle stream -------------------------------------
+// A task allowed to run inline (small matmuls and conversions) runs on the caller's thread when
+// the stream is idle and its inputs are computed; otherwise it queues. Either way a stream's
+// tasks run one at a time, in submission order, and errors surface when the result is read.
+
+using qmm::cpu::StreamExecutor;
+
+TEST(StreamExecutor, RunsInlineWhenIdle) {
+  StreamExecutor ex;
+  std::thread::id ran_on;
+  auto done = ex.submit(
+      {}, [&] { ran_on = std::this_thread::get_id(); }, true);
+  EXPECT_EQ(ran_on, std::this_thread::get_id());  // already ran, on this thread
+  done->wait();
+  // Not allowed inline: the executor's thread runs it.
+  auto queued = ex.submit(
+      {}, [&] { ran_on = std::this_thread::get_id(); }, false);
+  queued->wait();
+  EXPECT_NE(ran_on, std::this_thread::get_id());
+  ex.synchronize();
+}
+
+TEST(StreamExecutor, InlineTaskQueuesBehindQueuedWork) {
+  StreamExecutor ex;
+  std::mutex m;
+  std::vector<std::string> log;
+  std::promise<void> release;
+  std::shared_future<void> gate = release.get_future().share();
+  auto a = ex.submit({}, [&, gate] {
+    gate.wait();
+    std::lock_guard lock(m);
+    log.push_back("A");
+  });
+  std::thread::id b_thread;
+  auto b = ex.submit(
+      {},
+      [&] {
+        b_thread = std::this_thread::get_id();
+        std::lock_guard lock(m);
+        log.push_back("B");
+      },
+      true);
+  {
+    std::lock_guard lock(m);
+    EXPECT_TRUE(log.empty());  // B returned without running: A still holds the stream
+  }
+  release.set_value();
+  b->wait();
+  EXPECT_NE(b_thread, std::this_thread::get_id());
+  // The stream is idle again: C runs inline, after B.
+  auto c = ex.submit(
+      {},
+      [&] {
+        std::lock_guard lock(m);
+        log.push_back("C");
+      },
+      true);
+  a->wait();
+  c->wait();
+  EXPECT_EQ(log, (std::vector<std::string>{"A", "B", "C"}));
+  ex.synchronize();
+}
+
+TEST(StreamExecutor, InlineTaskWaitsForPendingInputs) {
+  // An input still being computed (here by a task of another stream) sends the task to the queue
+  // instead of blocking the caller; the task then waits for it there.
+  StreamExecutor other, ex;
+  std::promise<void> release;
+  std::shared_future<void> gate = release.get_future().share();
+  std::atomic<bool> produced{false};
+  Array in = Array::zeros({1}, Dtype::float32);
+  in.impl()->done = other.submit({}, [&, gate] {
+    gate.wait();
+    produced = true;
+  });
+  std::thread::id ran_on;
+  bool saw_input = false;
+  auto done = ex.submit(
+      {in},
+      [&] {
+        ran_on = std::this_thread::get_id();
+        saw_input = produced.load();
+      },
+      true);
+  release.set_value();
+  done->wait();
+  EXPECT_TRUE(saw_input);
+  EXPECT_NE(ran_on, std::this_thread::get_id());
+}
+
+TEST(StreamExecutor, WorkSubmittedDuringAnInlineTaskRunsAfterIt) {
+  StreamExecutor ex;
+  std::vector<std::string> log;  // written by one task at a time (the stream runs them in order)
+  std::shared_ptr<qmm::detail::Completion> second;
+  auto first = ex.submit(
+      {},
+      [&] {
+        log.push_back("inline start");
+        // Another thread submits while this task runs inline: it must queue, not overlap.
+        std::thread t([&] {
+          second = ex.submit(
+              {}, [&] { log.push_back("second"); }, true);
+        });
+        t.join();
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        log.push_back("inline end");
+      },
+      true);
+  second->wait();
+  first->wait();
+  EXPECT_EQ(log, (std::vector<std::string>{"inline start", "inline end", "second"}));
+}
+
+TEST(StreamExecutor, InlineErrorsSurfaceWhenRead) {
+  StreamExecutor ex;
+  std::shared_ptr<qmm::detail::Completion> done;
+  EXPECT_NO_THROW(done = ex.submit(
+                      {}, [] { throw std::invalid_argument("inline failure"); }, true));
+  EXPECT_THROW(done->wait(), std::invalid_argument);
+  EXPECT_THROW(ex.synchronize(), std::invalid_argument);  // the first error since the last sync
+  EXPECT_NO_THROW(ex.synchronize());                      // reported once
+  // A task reading a failed array fails too, inline or queued.
+  Array in = Array::zeros({1}, Dtype::float32);
+  in.impl()->done = done;
+  bool ran = false;
+  auto dependent = ex.submit(
+      {in}, [&] { ran = true; }, true);
+  EXPECT_THROW(dependent->wait(), std::invalid_argument);
+  EXPECT_FALSE(ran);
+  EXPECT_THROW(ex.synchronize(), std::invalid_argument);
+}
+
+TEST(StreamExecutor, ConcurrentSubmittersKeepOrderAndNeverOverlap) {
+  StreamExecutor ex;
+  constexpr int kThreads = 3, kTasks = 300;
+  std::atomic<int> running{0};
+  std::atomic<bool> overlap{false};
+  std::vector<std::vector<int>> seen(kThreads);
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; ++t)
+    ts.emplace_back([&, t] {
+      std::shared_ptr<qmm::detail::Completion> last;
+      for (int i = 0; i < kTasks; ++i)
+        last = ex.submit(
+            {},
+            [&, t, i] {
+              if (running.fetch_add(1) != 0) overlap = true;
+              seen[t].push_back(i);  // one task at a time: no lock needed
+              if (i % 7 == 0) std::this_thread::yield();
+              running.fetch_sub(1);
+            },
+            i % 3 != 0);  // a mix of inline-eligible and queue-only tasks
+      last->wait();
+    });
+  for (auto& th : ts) th.join();
+  ex.synchronize();
+  EXPECT_FALSE(overlap.load());
+  for (int t = 0; t < kThreads; ++t) {
+    ASSERT_EQ(seen[t].size(), size_t{kTasks});
+    for (int i = 0; i < kTasks; ++i) EXPECT_EQ(seen[t][i], i) << "thread " << t;
+  }
+}
+
+TEST(StreamExecutor, DecodeCallsThroughTheApiRunInlineAndInOrder) {
+  // The public API: a chain of small matmuls, each reading the previous result, on a fresh
+  // stream, then a large one (queued) followed by small ones (queued behind it): same values as
+  // the same calls made one at a time with a wait after each.
+  qmm::Stream s = qmm::new_stream(qmm::Device::cpu());
+  Array w = Array::random_normal({256, 256}, Dtype::float32, 3);
+  qmm::Quantized q = qmm::quantize(w, 64, 4, "affine", std::nullopt, s);
+  Array x0 = Array::random_normal({1, 256}, Dtype::float32, 4);
+  // 8192 x 256 x 256 multiply-adds: above the inline limit, so it queues.
+  Array big_x = Array::random_normal({8192, 256}, Dtype::float32, 5);
+  auto step = [&](const Array& x) {
+    return qmm::quantized_matmul(x, q.w_q, q.scales, q.biases, true, 64, 4, "affine", s);
+  };
+  std::vector<std::vector<float>> want;
+  {
+    Array x = x0;
+    for (int i = 0; i < 4; ++i) {
+      x = step(x);
+      want.push_back(x.to_vector<float>());
+    }
+  }
+  Array x = x0;
+  std::vector<Array> got;
+  Array big = qmm::quantized_matmul(big_x, q.w_q, q.scales, q.biases, true, 64, 4, "affine", s);
+  for (int i = 0; i < 4; ++i) got.push_back(x = step(x));
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(got[i].to_vector<float>(), want[i]) << "step " << i;
+  EXPECT_EQ(big.shape(), (qmm::Shape{8192, 256}));
+  qmm::synchronize(s);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // The CPU backend: host memory, one executor thread per stream, and the CPU kernels.
 #include "cpu/backend.h"
 
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -30,11 +32,19 @@ class CpuBackend final : public core::Backend {
   void synchronize(Stream s) override { executor(s).synchronize(); }
 
   std::shared_ptr<core::Buffer> allocate(size_t bytes, Stream) override {
-    // 64-byte alignment: a cache line, and the widest (AVX-512) vector load.
-    constexpr size_t kAlign = 64;
-    size_t rounded = (std::max<size_t>(bytes, 1) + kAlign - 1) / kAlign * kAlign;
-    void* p = std::aligned_alloc(kAlign, rounded);
+    // 64-byte alignment: a cache line, and the widest (AVX-512) vector load. Large buffers
+    // (weights) are 2 MiB aligned and asked to be backed by transparent huge pages, which this
+    // kernel config (THP "madvise") only grants on request: a decode GEMV streams its weights
+    // once per call from DRAM, and with 4 KiB pages every 4 KiB streamed costs a TLB miss and a
+    // page walk (bench/CPU.md, 2026-11-23 session 5).
+    const bool huge = bytes >= kHugeMin;
+    const size_t align = huge ? kHugePage : 64;
+    size_t rounded = (std::max<size_t>(bytes, 1) + align - 1) / align * align;
+    void* p = std::aligned_alloc(align, rounded);
     if (!p) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+    if (huge) madvise(p, rounded, MADV_HUGEPAGE);  // advisory: failure just keeps small pages
+#endif
     auto buf = std::make_shared<core::Buffer>();
     buf->ptr = p;
     buf->bytes = bytes;
@@ -51,7 +61,9 @@ class CpuBackend final : public core::Backend {
   }
 
   std::shared_ptr<core::Completion> convert(const core::ConvertProblem& p, Stream s) override {
-    return executor(s).submit({p.src}, [p] { convert_strided(p); });
+    const bool small = p.dst.size() <= kInlineMaxElements;
+    return executor(s).submit(
+        {p.src}, [p] { convert_strided(p); }, small);
   }
 
   std::shared_ptr<core::Completion> quantize(const core::QuantizeProblem& p, Stream s) override {
@@ -80,10 +92,25 @@ class CpuBackend final : public core::Backend {
     if (p.biases) in.push_back(*p.biases);
     if (p.x_map.indices) in.push_back(*p.x_map.indices);
     if (p.w_map.indices) in.push_back(*p.w_map.indices);
-    return executor(s).submit(std::move(in), [p] { threaded_matmul(p); });
+    const double macs = static_cast<double>(p.batch) * p.M * p.N * p.K;
+    return executor(s).submit(
+        std::move(in), [p] { threaded_matmul(p); }, macs <= kInlineMaxMacs);
   }
 
  private:
+  // Work small enough to run on the caller's thread when its stream is idle (StreamExecutor::
+  // submit). The queued path costs two thread wake-ups per call (caller -> executor -> caller),
+  // each 50-100 us on the 2-vCPU VM this was measured on (an idle vCPU halts and is woken through
+  // the hypervisor): 10-30 % of a decode GEMV (N = K = 4096: 16.8M multiply-adds, 0.6-1 ms) and
+  // more of a small MoE step. 2^28 multiply-adds (a 4-bit 16384 x 16384 GEMV, a top-8 MoE step of
+  // 16 tokens on 768 x 2048 experts: ~2-10 ms) covers decode; larger work (prefill GEMMs) keeps
+  // the asynchronous hop, whose cost is then < 1 %, so a caller can still overlap it with its own.
+  static constexpr double kInlineMaxMacs = double(int64_t{1} << 28);
+  static constexpr int64_t kInlineMaxElements = int64_t{1} << 20;
+  // Huge pages from 4 MiB up: the rounding to whole 2 MiB pages then wastes < 1/3.
+  static constexpr size_t kHugePage = size_t{2} << 20;
+  static constexpr size_t kHugeMin = size_t{4} << 20;
+
   // Rows per thread so that each thread gets at least ~64K elements of work.
   static int64_t rows_per_thread(int64_t cols) {
     return std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(cols, 1));
@@ -93,8 +120,7 @@ class CpuBackend final : public core::Backend {
     std::lock_guard lock(mutex_);
     auto it = executors_.find(s.index());
     if (it == executors_.end()) {
-      if (s.index() != 0)
-        core::throw_invalid("stream", "Unknown CPU stream ", s.index(), ".");
+      if (s.index() != 0) core::throw_invalid("stream", "Unknown CPU stream ", s.index(), ".");
       it = executors_.emplace(0, std::make_unique<StreamExecutor>()).first;
     }
     return *it->second;
