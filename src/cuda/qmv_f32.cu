@@ -50,13 +50,6 @@ struct Step {
   uint32_t b[kRowsPerWarp];     // raw bias bits (affine)
 };
 
-// (a & b) | c as one LOP3 (with two immediates the compiler emits two instructions).
-QMM_DEV uint32_t and_or3(uint32_t a, uint32_t b, uint32_t c) {
-  uint32_t d;
-  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
-  return d;
-}
-
 // E4M3 byte -> float by bit placement: the 7 magnitude bits under the float exponent give the
 // value * 2^-120 (subnormals included), the sign goes to bit 31, then one exact multiply by
 // 2^120; code 0x7F is NaN as in core::e4m3_to_float (this is its branch-free form).
@@ -81,7 +74,7 @@ QMM_DEV float code_value(const uint32_t (&w)[Bits], int i) {
       v = sh <= top ? w[word] << (top - sh) : w[word] >> (sh - top);
     else
       v = __funnelshift_r(w[word], w[word + 1], sh) << top;
-    return __uint_as_float(and_or3(v, ((1u << Bits) - 1u) << top, 0x3f800000u));
+    return __uint_as_float(and_or(v, ((1u << Bits) - 1u) << top, 0x3f800000u));
   } else {
     const uint32_t v =
         (sh + Bits <= 32) ? (w[word] >> sh) : __funnelshift_r(w[word], w[word + 1], sh);

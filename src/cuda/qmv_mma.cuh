@@ -112,14 +112,6 @@ struct H2<__half> {
 
 QMM_DEV uint32_t dup16(uint32_t h) { return (h & 0xffffu) | (h << 16); }
 
-// (a & b) | c in one LOP3: the compiler emits two when b and c are both immediates (one
-// immediate operand per instruction), which costs a third of the 4-bit decode.
-QMM_DEV uint32_t and_or(uint32_t a, uint32_t b, uint32_t c) {
-  uint32_t d;
-  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
-  return d;
-}
-
 // ---- formats. kWords: 32-bit words holding a lane's 32 elements; pos(p, e): physical offset
 // (0..31) of element e of pair p (0..15); scale_slot(p): which of the lane's scales pair p uses.
 // decode(): pair p as two activation-type values w = s*q + b (affine) or code*s (fp modes).

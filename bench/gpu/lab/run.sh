@@ -2,7 +2,8 @@
 # On the GPU machine: build the decode lab and run it over the cases given (default: the decode
 # goal shapes of issue #5). Output goes to stdout and $OUT/decode_lab.txt.
 #   LAB_READ=1      also time the weight stream alone (the load pattern's ceiling)
-#   LAB_BASE=<rev>  also build the lab against <rev>'s src/cuda/qmv_mma.cuh (extracted into
+#   LAB_BASE=<rev>  also build the lab against <rev>'s src/cuda/qmv_mma.cuh and the device
+#                   helpers it includes (extracted into
 #                   build/lab-base; the rest of the tree as it is) and run base and current
 #                   twice, interleaved, in this one process tree: an A/B comparison on one GPU
 #                   (different lent machines differ by ~5 %).
@@ -13,7 +14,9 @@ mkdir -p build
 FLAGS=(-O3 -std=c++20 -arch=sm_90a --expt-relaxed-constexpr -Iinclude -Isrc ${LAB_FLAGS:-})
 if [ -n "${LAB_BASE:-}" ]; then
   mkdir -p build/lab-base/cuda
-  git show "$LAB_BASE:src/cuda/qmv_mma.cuh" >build/lab-base/cuda/qmv_mma.cuh
+  for f in qmv_mma.cuh device_utils.cuh batch_map.cuh; do
+    git show "$LAB_BASE:src/cuda/$f" >build/lab-base/cuda/$f
+  done
   nvcc "${FLAGS[@]/#-Isrc/-Ibuild/lab-base}" -Isrc bench/gpu/lab/decode_lab.cu -o build/decode_lab_base &
 fi
 nvcc "${FLAGS[@]}" bench/gpu/lab/decode_lab.cu -o build/decode_lab

@@ -24,17 +24,25 @@ void throw_fused_error(const char* what) {
 
 namespace {
 
-// Token rows up to which the 128 x 64 stream-K instances run; above, 128 x 256 tiles. Measured
-// on the H100 (4-bit, bf16; scripts/gpu-dispatch-sweep.sh): at M = 96..128 the 128 x 64 tiles
-// take 63 / 62 us at 8192^2 / 14336x4096, the 128 x 256 tiles 90 / 55-63 us (N / 128 tiles of
-// one token tile leave SMs idle); from M = 192 the wide tiles win (14336x4096: 51 us).
+// Token rows up to which the 128 x 64 stream-K instances run (8-bit; 4-bit see below); above,
+// 128 x 256 tiles. Measured on the H100 (bf16; scripts/gpu-dispatch-sweep.sh): at M = 96..128
+// the 128 x 64 tiles take 63 / 62 us at 8192^2 / 14336x4096, the 128 x 256 tiles 90 / 55-63 us
+// (N / 128 tiles of one token tile leave SMs idle); from M = 192 the wide tiles win.
 constexpr int64_t kSmallTileMaxRows = 128;
+// 4-bit: 128 x 64 tiles up to this many rows whatever the shape.
+constexpr int64_t kSmall4TileMaxRows = 64;
 // 4-bit, M up to this: 128 x 128 stream-K tiles when the 128 x 256 grid would fill less than
 // kMediumTileMaxFill of the SMs. Measured at M = 192..256: 8192^2 70-73 us (128 x 256: 89),
 // 8192x28672 239 (300); but 14336x4096 72 (51-54) and 28672x8192 237-241 (190-195), whose
-// 128 x 256 grids already cover most SMs.
+// 128 x 256 grids already cover most SMs. At M = 96 / 128 (2026-11-23, two rounds alternating
+// with the 128 x 64 tiles, us): 8192^2 49-54 / 53-57 (128 x 64: 62-72 / 73-74), 8192x28672
+// 137-148 / 153-156 (204-218 / 210-213).
 constexpr int64_t kMediumTileMaxRows = 256;
 constexpr double kMediumTileMaxFill = 0.75;
+// 4-bit, M = 65..128, grids the 128 x 128 tiles do not take: 128 x 256 tiles up to this fill,
+// 128 x 64 above. 14336x4096 (fill 0.85) at M = 96 / 128: 62-65 / 55 us (128 x 64: 68-70 /
+// 66-74); 28672x8192 (fill 1.7): 239-241 / 229-232 (128 x 64: 198-230 / 199-202).
+constexpr double kWideTileMaxFill = 1.0;
 
 // dst[g, n] = src[n, g] for two arrays at once (scales and biases), through a padded shared
 // tile so both the reads and the writes are coalesced. 2-byte elements.
@@ -89,10 +97,12 @@ const Instance* pick(int bits, Dtype dtype, int64_t M, int64_t N, int sm_count) 
   const bool small = M <= kSmallTileMaxRows;
   const double wide_fill = double((N + 127) / 128) * double((M + 255) / 256) / sm_count;
   if (bits == 4) {
-    if (!small && M <= kMediumTileMaxRows && wide_fill < kMediumTileMaxFill)
+    const bool small4 = M <= kSmall4TileMaxRows;
+    if (!small4 && M <= kMediumTileMaxRows && wide_fill < kMediumTileMaxFill)
       return bf16 ? &affine4_bf16_medium() : &affine4_f16_medium();
-    if (bf16) return small ? &affine4_bf16_small() : &affine4_bf16_large();
-    return small ? &affine4_f16_small() : &affine4_f16_large();
+    const bool narrow = small4 || (small && wide_fill > kWideTileMaxFill);
+    if (bf16) return narrow ? &affine4_bf16_small() : &affine4_bf16_large();
+    return narrow ? &affine4_f16_small() : &affine4_f16_large();
   }
   if (bits == 8) {
     if (bf16) return small ? &affine8_bf16_small() : &affine8_bf16_large();
