@@ -1,0 +1,11 @@
+#!/bin/bash
+# kab.sh ROUNDS "ARGS" bin...: alternating rounds of direct-kernel runs; median of medians and best min
+R=$1; ARGS=$2; shift 2
+for r in $(seq $R); do for b in "$@"; do echo "$b $(./$b $ARGS | sed -E 's/.*median ([0-9.]+) us min ([0-9.]+).*/\1 \2/')"; done; done | python3 -c '
+import sys, statistics
+d={}
+for l in sys.stdin:
+    k,a,b=l.split(); d.setdefault(k,[]).append((float(a),float(b)))
+for k,v in d.items():
+    print(f"{k:10s} med {statistics.median([a for a,b in v]):8.1f}  best-min {min(b for a,b in v):8.1f}  meds {[a for a,b in v]}")
+'
