@@ -79,7 +79,7 @@ fi
 
 if ((SAN)); then
   CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-  MEMF='GpuRuntime.*:GpuConvert.*:GpuQuantize.StridedInputAndGlobalScale:GpuDequantize.*:GpuMatmul.OddShapes:GpuMatmul.BroadcastingAndVectors:GpuMatmul.DecodeWalksSeveralTiles:GpuMatmul.Float32DecodeWalksSeveralRowBlocks:GpuMatmul.FusedPrefillEdgeShapes:GpuMatmul.StridedSlicedAndMisaligned:GpuGather.*:GpuStreams.*'
+  MEMF='GpuRuntime.*:GpuConvert.*:GpuQuantize.StridedInputAndGlobalScale:GpuDequantize.*:GpuMatmul.OddShapes:GpuMatmul.BroadcastingAndVectors:GpuMatmul.DecodeWalksSeveralTiles:GpuMatmul.DecodeChainsReadTheirProducersOutputs:GpuMatmul.Float32DecodeWalksSeveralRowBlocks:GpuMatmul.FusedPrefillEdgeShapes:GpuMatmul.StridedSlicedAndMisaligned:GpuGather.*:GpuStreams.*'
   step "compute-sanitizer memcheck"
   timeout "${T_MEMCHECK:-300}" "$CS" --tool memcheck --error-exitcode 99 --leak-check no "$TGPU" --gtest_filter="$MEMF" \
     --gtest_brief=1 >"$OUT/memcheck.log" 2>&1

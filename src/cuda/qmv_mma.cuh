@@ -29,6 +29,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cstdlib>
 #include <type_traits>
 
 #include "cuda/batch_map.cuh"
@@ -45,7 +46,8 @@ struct MmaArgs : KernelOperands {
   bool direct;  // resolve batches from xmap / wmap (checked) instead of xidx / widx
   Map xmap, wmap;
   ErrorSink err;
-  int sm_count;  // host side: sizes the persistent grid
+  int sm_count;            // host side: sizes the persistent grid
+  int prefetch_row_bytes;  // L2 prefetch per weight row before the inputs are ready (0: none)
 };
 
 // ---- packed half-precision arithmetic on 32-bit registers
@@ -544,6 +546,30 @@ __global__ void __launch_bounds__(256, 2) qmv_mma_kernel(MmaArgs a, int tiles) {
   // into contiguous ranges, so a CTA walks consecutive tiles of one slot or two, and every CTA
   // has work however few slots the routing produced. Otherwise one walk: slot blockIdx.x, tiles
   // blockIdx.y + k * gridDim.y. (One call site of walk: it is inlined.)
+  // Programmatic dependent launch (launch_decode): this grid may become resident while the
+  // previous kernel of the stream finishes. Until griddepcontrol.wait returns, nothing that
+  // kernel may write is read (x, indices, weights quantized on the fly) and nothing is written
+  // (our output may reuse a buffer it still reads); only the L2 prefetch of this CTA's first
+  // weight rows (a hint, coherent whatever the previous kernel writes) runs before it. Dense
+  // weights only: a gathered expert is known only after the wait.
+  if (!a.work && !a.direct && !a.widx && threadIdx.x < 16) {
+    const int64_t n = int64_t(blockIdx.y) * 16 + threadIdx.x;  // the first tile's rows
+    const int64_t row_bytes = a.w_words * 4;
+    if (a.prefetch_row_bytes && n < a.N && row_bytes % 16 == 0 &&
+        reinterpret_cast<uintptr_t>(a.w) % 16 == 0) {
+      // The first stages of the walk read the first bytes of each row.
+      const uint32_t bytes = static_cast<uint32_t>(
+          row_bytes < a.prefetch_row_bytes ? row_bytes : a.prefetch_row_bytes);
+      asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a.w + n * a.w_words),
+                   "r"(bytes)
+                   : "memory");
+    }
+  }
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  // The next kernel (if launched the same way) may start its own prologue now; it waits for
+  // this grid to complete before it reads anything.
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+
   int64_t u = 0, end = 1;
   if (a.work) {
     const int64_t units = int64_t(*a.num_work) * tiles;
@@ -568,6 +594,28 @@ __global__ void __launch_bounds__(256, 2) qmv_mma_kernel(MmaArgs a, int tiles) {
     walk(slot, t0, tys, cnt);
     __syncthreads();  // the next walk reuses x, the row offsets and the reduction buffers
   }
+}
+
+// Whether decode launches may overlap the previous kernel (QMM_CUDA_PDL=0: no).
+inline bool pdl_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("QMM_CUDA_PDL");
+    return !(v && v[0] == '0');
+  }();
+  return on;
+}
+
+// Bytes of each of its first 16 weight rows a CTA prefetches into L2 before its inputs are
+// ready (QMM_CUDA_PDL_PREFETCH overrides; 0: none). H100 lab A/B (bench/gpu/lab, us, base
+// without PDL -> PDL with 0 / 1024 / 2048 bytes): 4096^2 8.8 -> 8.4 / 8.0 / 8.3, 1536x2048
+// 4.9 -> 4.45 / 4.1 / 4.1, 8192^2 20.5 -> 20.4 / 19.9 / 20.0, 16384^2 71.1 -> 72.1 / 72.4 /
+// 73.0 (the one shape that loses).
+inline int pdl_prefetch_row_bytes() {
+  static const int bytes = [] {
+    const char* v = std::getenv("QMM_CUDA_PDL_PREFETCH");
+    return v ? std::atoi(v) / 16 * 16 : 1024;
+  }();
+  return bytes;
 }
 
 // Launches one (T, F) instantiation, one resident wave of CTAs. Without a work list: grid x =
@@ -599,7 +647,24 @@ void launch_mma_typed(const MmaArgs& a, int64_t tiles, int64_t slots, int rows_p
   const size_t budget = rows_per_chunk <= 8 ? x_smem_budget<1>() : x_smem_budget<2>();
   const bool xsmem = xbytes <= budget && tiles_per_cta >= 2;
   const int t = static_cast<int>(tiles);
-  auto go = [&](auto kernel, size_t smem) { kernel<<<grid, 256, smem, stream>>>(a, t); };
+  auto go = [&](auto kernel, size_t smem) {
+    // Programmatic dependent launch: the grid may start while the previous kernel of the
+    // stream drains (its CTAs retire over microseconds at the end of a decode step), so the
+    // launch, the row-offset setup and the first weight rows' trip to L2 overlap that tail.
+    // The kernel waits (griddepcontrol.wait) before touching anything the previous kernel may
+    // write. QMM_CUDA_PDL=0 launches it plainly.
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = grid;
+    cfg.blockDim = dim3(256);
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = stream;
+    cfg.attrs = attr;
+    cfg.numAttrs = pdl_enabled() ? 1 : 0;
+    check(cudaLaunchKernelEx(&cfg, kernel, a, t), "quantized_matmul");
+  };
   if (rows_per_chunk <= 8) {
     if (xsmem)
       go(qmv_mma_kernel<T, F, 1, prefetch_depth<F, 1>(), true>, xbytes);
@@ -625,6 +690,7 @@ inline MmaArgs make_mma_args(const MatmulArgs& m) {
   a.num_work = m.num_work;
   a.nchunks = static_cast<int>((m.M + m.rows_per_chunk - 1) / m.rows_per_chunk);
   a.sm_count = m.sm_count;
+  a.prefetch_row_bytes = pdl_prefetch_row_bytes();
   a.direct = m.direct_maps;
   a.xmap = to_map(m.xmap);
   a.wmap = to_map(m.wmap);

@@ -283,6 +283,46 @@ TEST(GpuMatmul, DecodeWalksSeveralTiles) {
   }
 }
 
+// Programmatic dependent launch (qmv_mma.cuh): a decode kernel may start while the previous
+// kernel of its stream drains, and prefetches weight rows into L2 before it waits. In a chain
+// queued behind a long kernel (so the host is ahead and the decodes run back to back), every
+// call reads what the kernel just before it wrote (x from the previous decode; every fourth
+// step weights from the quantize just before; outputs in pool buffers freed a step earlier).
+// It must give the bits of the same chain with a host wait after every op. (Checked to fail
+// with the kernel's griddepcontrol.wait removed.)
+TEST(GpuMatmul, DecodeChainsReadTheirProducersOutputs) {
+  const int64_t K = 2048;
+  std::vector<Array> ws;
+  std::vector<qmm::Quantized> qs;
+  for (int i = 0; i < 5; ++i) {
+    ws.push_back(randn({K, K}, Dtype::bfloat16, 1.0f / std::sqrt(float(K))).to(kGpu));
+    qs.push_back(qmm::quantize(ws.back(), 64, 4, "affine", {}, kGpu));
+  }
+  const Array big = randn({8192, 8192}, Dtype::bfloat16, 1.0f, kGpu);
+  const Array x0 = randn({1, K}, Dtype::bfloat16).to(kGpu);
+  qmm::synchronize();
+  auto chain = [&](bool wait_each) {
+    qmm::Stream s = qmm::new_stream(kGpu);
+    auto busy = qmm::quantize(big, 64, 4, "affine", {}, s);  // the host runs ahead meanwhile
+    Array y = x0;
+    for (int step = 0; step < 16; ++step) {
+      const qmm::Quantized q = step % 4 == 3
+                                   ? qmm::quantize(ws[step % ws.size()], 64, 4, "affine", {}, s)
+                                   : qs[step % qs.size()];
+      if (wait_each) qmm::synchronize(s);
+      y = qmm::quantized_matmul(y, q.w_q, q.scales, q.biases, true, 64, 4, "affine", s);
+      if (wait_each) qmm::synchronize(s);
+    }
+    qmm::synchronize(s);
+    return y;
+  };
+  const Array waited = chain(true);
+  for (int rep = 0; rep < 3; ++rep) EXPECT_TRUE(same_bits(chain(false), waited)) << rep;
+  double norm = 0.0;
+  for (double v : waited.to_double_vector()) norm += v * v;
+  EXPECT_TRUE(std::isfinite(norm) && norm > 1.0) << norm;  // K values of about unit size
+}
+
 // The float32-x decode kernel (qmv_f32.cu): warps walk several 2-row blocks (N above
 // 2 * 8 * 264 = 4224) with loads running across blocks, an odd N ends inside a block, every
 // mode and bit width, fp16 x with fp-mode weights, broadcast batches, x in shared memory at the

@@ -17,6 +17,12 @@
 
 namespace qmm::cuda {
 void check_launch(const char*) {}
+void check(cudaError_t e, const char* op) {
+  if (e != cudaSuccess) {
+    std::fprintf(stderr, "%s: %s\n", op, cudaGetErrorString(e));
+    std::exit(1);
+  }
+}
 }  // namespace qmm::cuda
 
 using namespace qmm::cuda;
@@ -224,7 +230,8 @@ int main(int argc, char** argv) {
     CK(cudaMalloc(&y0, size_t(c.M) * c.N * 2));
     CK(cudaMalloc(&y1, size_t(c.M) * c.N * 2));
     fill_bf16<<<256, 256, 0, s>>>(x, int64_t(c.M) * c.K, 7, -1.0f, 1.0f);
-    const int rows = c.M <= 8 ? 8 : 16;
+    const int rows =
+        c.M <= 8 || std::getenv("LAB_ROWS8") ? 8 : 16;  // LAB_ROWS8: 8-row chunks always
     MmaArgs a{};
     a.M = c.M;
     a.N = c.N;
@@ -239,6 +246,13 @@ int main(int argc, char** argv) {
     int dev = 0;
     CK(cudaGetDevice(&dev));
     CK(cudaDeviceGetAttribute(&a.sm_count, cudaDevAttrMultiProcessorCount, dev));
+    // The decode launch's L2 prefetch size (absent in older base revisions).
+    [](auto& args) {
+      if constexpr (requires { args.prefetch_row_bytes; }) {
+        const char* v = std::getenv("QMM_CUDA_PDL_PREFETCH");
+        args.prefetch_row_bytes = v ? std::atoi(v) / 16 * 16 : 1024;
+      }
+    }(a);
     const int64_t tiles = (c.N + 15) / 16;
     auto args_for = [&](int r, uint16_t* out) {
       MmaArgs b = a;
