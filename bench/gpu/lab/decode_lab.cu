@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cuda/qmv_mma.cuh"
+#include "lab_timing.cuh"
 
 namespace qmm::cuda {
 void check_launch(const char*) {}
@@ -26,15 +27,6 @@ void check(cudaError_t e, const char* op) {
 }  // namespace qmm::cuda
 
 using namespace qmm::cuda;
-
-#define CK(x)                                                                         \
-  do {                                                                                \
-    cudaError_t e_ = (x);                                                             \
-    if (e_ != cudaSuccess) {                                                          \
-      std::fprintf(stderr, "%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                   \
-    }                                                                                 \
-  } while (0)
 
 __device__ uint32_t mix(uint64_t i, uint32_t seed) {
   uint64_t z = i * 0x9E3779B97F4A7C15ull + seed;
@@ -95,38 +87,6 @@ __global__ void __launch_bounds__(256, 2)
     }
   }
   if (accx == 0x12345678u) sink[0] = accx;
-}
-
-// Microseconds per launch: a graph of `reps` calls of enqueue(i), median of 15 replays after 2
-// warm-up replays (events around each replay).
-template <class Enqueue>
-double time_graph(cudaStream_t s, Enqueue enqueue) {
-  const int reps = 20;
-  cudaGraph_t g;
-  cudaGraphExec_t ge;
-  CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
-  for (int i = 0; i < reps; ++i) enqueue(i);
-  CK(cudaStreamEndCapture(s, &g));
-  CK(cudaGraphInstantiate(&ge, g, 0));
-  cudaEvent_t e0, e1;
-  CK(cudaEventCreate(&e0));
-  CK(cudaEventCreate(&e1));
-  std::vector<float> ms;
-  for (int it = 0; it < 17; ++it) {
-    CK(cudaEventRecord(e0, s));
-    CK(cudaGraphLaunch(ge, s));
-    CK(cudaEventRecord(e1, s));
-    CK(cudaEventSynchronize(e1));
-    float v;
-    CK(cudaEventElapsedTime(&v, e0, e1));
-    if (it >= 2) ms.push_back(v);
-  }
-  std::sort(ms.begin(), ms.end());
-  cudaGraphExecDestroy(ge);
-  cudaGraphDestroy(g);
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  return ms[ms.size() / 2] * 1000.0 / reps;
 }
 
 template <int PF>

@@ -3,9 +3,11 @@
 // row, lane (g, c) reading rows g and g + 8), as a function of
 //   RUN   bytes a lane reads per row per step (a quad of lanes reads 4 * RUN contiguous bytes),
 //   PF    steps in flight per lane,
-//   ASYNC registers (ld.global.cs) or a per-lane cp.async ring in shared memory.
-// The arithmetic is one XOR per word. Build: nvcc -O3 -std=c++20 -arch=sm_90a -Isrc
-// bench/gpu/lab/pattern_lab.cu -o build/pattern_lab
+//   ASYNC registers (ld.global.cs) or a per-lane cp.async ring in shared memory,
+//   PAIR  the step order: 1 = a warp's consecutive steps take adjacent 64-byte quad runs, 2 / 3 =
+//         they take the two 16-byte halves of a lane's 32-byte run (ld.global.nc / .cs).
+// The arithmetic is one XOR per word. Results: bench/gpu/README.md (session 5). Build: nvcc -O3
+// -std=c++20 -arch=sm_90a -Iinclude -Isrc bench/gpu/lab/pattern_lab.cu -o build/pattern_lab
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "cuda/device_utils.cuh"
+#include "lab_timing.cuh"
 
 using namespace qmm::cuda;
 
@@ -47,15 +50,6 @@ template <int N>
 QMM_DEV void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
-
-#define CK(x)                                                                         \
-  do {                                                                                \
-    cudaError_t e_ = (x);                                                             \
-    if (e_ != cudaSuccess) {                                                          \
-      std::fprintf(stderr, "%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                   \
-    }                                                                                 \
-  } while (0)
 
 template <int RUN, int PF, bool ASYNC, int PAIR = 0>
 __global__ void __launch_bounds__(256, 2)
@@ -167,34 +161,6 @@ __global__ void __launch_bounds__(256) stream_kernel(const uint4* w, int64_t n, 
     acc ^= q.x ^ q.y ^ q.z ^ q.w;
   }
   if (acc == 0x12345678u) sink[0] = acc;
-}
-
-template <class Enqueue>
-double time_graph(cudaStream_t s, Enqueue enqueue) {
-  const int reps = 20;
-  cudaGraph_t g;
-  cudaGraphExec_t ge;
-  CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
-  for (int i = 0; i < reps; ++i) enqueue(i);
-  CK(cudaStreamEndCapture(s, &g));
-  CK(cudaGraphInstantiate(&ge, g, 0));
-  cudaEvent_t e0, e1;
-  CK(cudaEventCreate(&e0));
-  CK(cudaEventCreate(&e1));
-  std::vector<float> ms;
-  for (int it = 0; it < 12; ++it) {
-    CK(cudaEventRecord(e0, s));
-    CK(cudaGraphLaunch(ge, s));
-    CK(cudaEventRecord(e1, s));
-    CK(cudaEventSynchronize(e1));
-    float v;
-    CK(cudaEventElapsedTime(&v, e0, e1));
-    if (it >= 2) ms.push_back(v);
-  }
-  std::sort(ms.begin(), ms.end());
-  cudaGraphExecDestroy(ge);
-  cudaGraphDestroy(g);
-  return ms[ms.size() / 2] * 1000.0 / reps;
 }
 
 struct Bufs {
