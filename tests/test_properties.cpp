@@ -124,13 +124,18 @@ RC_GTEST_PROP(Properties, GatherEqualsLoopOfQmm, ()) {
     };
     std::optional<Array> bi;
     if (q.biases) bi = sl(*q.biases);
+    const qmm::Quantized qi{sl(q.w_q), sl(q.scales), bi};
     auto yi =
-        qmm::quantized_matmul(xi, sl(q.w_q), sl(q.scales), bi, true, c.group_size, c.bits, c.mode)
+        qmm::quantized_matmul(xi, qi.w_q, qi.scales, qi.biases, true, c.group_size, c.bits, c.mode)
             .to_double_vector();
     std::vector<double> part(yv.begin() + i * M * N, yv.begin() + (i + 1) * M * N);
     // Kernels may be chosen by problem size (GEMV for few rows, blocked GEMM for many), so the
-    // two sides can sum in different orders: equal within Decision 2's float32 tolerance.
-    RC_ASSERT(rel_frobenius(part, yi) <= 1e-5);
+    // two sides can sum in different orders: equal within Decision 2's float32 tolerance,
+    // relative to sum |x| |w| per output (a single cancelling output fails a plain relative
+    // norm on rare seeds, e.g. seed=13759585835379301666).
+    const auto scale =
+        reference_qmm(xi, dequant_f32(qi, c.group_size, c.bits, c.mode), true, /*magnitude=*/true);
+    RC_ASSERT(rel_to_magnitude(part, yi, scale) <= 1e-5);
   }
 }
 
