@@ -542,11 +542,7 @@ __global__ void __launch_bounds__(256, 2) qmv_mma_kernel(MmaArgs a, int tiles) {
     }
   };
 
-  // Gathered (a device-side work list): the CTAs split the num_work * tiles (slot, tile) units
-  // into contiguous ranges, so a CTA walks consecutive tiles of one slot or two, and every CTA
-  // has work however few slots the routing produced. Otherwise one walk: slot blockIdx.x, tiles
-  // blockIdx.y + k * gridDim.y. (One call site of walk: it is inlined.)
-  // Programmatic dependent launch (launch_decode): this grid may become resident while the
+  // Programmatic dependent launch (launch_mma_typed): this grid may become resident while the
   // previous kernel of the stream finishes. Until griddepcontrol.wait returns, nothing that
   // kernel may write is read (x, indices, weights quantized on the fly) and nothing is written
   // (our output may reuse a buffer it still reads); only the L2 prefetch of this CTA's first
@@ -570,6 +566,10 @@ __global__ void __launch_bounds__(256, 2) qmv_mma_kernel(MmaArgs a, int tiles) {
   // this grid to complete before it reads anything.
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 
+  // Gathered (a device-side work list): the CTAs split the num_work * tiles (slot, tile) units
+  // into contiguous ranges, so a CTA walks consecutive tiles of one slot or two, and every CTA
+  // has work however few slots the routing produced. Otherwise one walk: slot blockIdx.x, tiles
+  // blockIdx.y + k * gridDim.y. (One call site of walk: it is inlined.)
   int64_t u = 0, end = 1;
   if (a.work) {
     const int64_t units = int64_t(*a.num_work) * tiles;
