@@ -17,6 +17,7 @@
 //   dot-product chains per row and half chunk keep the FFMA latency hidden (mxfp8 90 -> 43 us).
 // The x chunks are stored with their 16-byte quads XOR-swizzled by the chunk index, so the 8
 // lanes of a shared-memory phase (8 consecutive chunks, same quad) hit 8 different bank groups.
+#include <atomic>
 #include <type_traits>
 
 #include "core/formats.h"
@@ -38,6 +39,7 @@ constexpr int kRowsPerWarp = 2;
 // 8192x28672 M=1 in 91 us).
 constexpr size_t kTwoCtaSmem = 96 * 1024;
 constexpr size_t kMaxSmem = 227 * 1024;
+constexpr int kMaxDevices = 64;  // devices whose raised shared-memory limit is remembered
 
 struct F32Args : KernelOperands {
   int gs_shift;
@@ -281,10 +283,24 @@ void launch_f32(const F32Args& a, int64_t batch, int sm_count, cudaStream_t stre
   auto kernel = qmv_f32_kernel<T, Bits, Mode, MB, PF, 2>;
   const size_t smem = smem_bytes(MB, a.K);
   const int ctas_per_sm = smem <= kTwoCtaSmem ? 2 : 1;
-  if (smem > 48 * 1024)
-    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                               static_cast<int>(smem)),
-          "quantized_matmul");
+  // Beyond 48 KiB a kernel needs its limit raised, per device (the attribute belongs to the
+  // device's context). Raised only when a launch needs more than this instantiation was given,
+  // so the driver call stays off the per-call path.
+  static std::atomic<size_t> allowed[kMaxDevices];
+  if (smem > 48 * 1024) {
+    int dev = 0;
+    check(cudaGetDevice(&dev), "quantized_matmul");
+    if (dev >= kMaxDevices || allowed[dev].load(std::memory_order_relaxed) < smem) {
+      check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 static_cast<int>(smem)),
+            "quantized_matmul");
+      if (dev < kMaxDevices) {
+        size_t cur = allowed[dev].load(std::memory_order_relaxed);
+        while (cur < smem && !allowed[dev].compare_exchange_weak(cur, smem)) {
+        }
+      }
+    }
+  }
   const int64_t row_blocks = (a.N + kRowsPerWarp - 1) / kRowsPerWarp;
   const int64_t want = (row_blocks + kWarps - 1) / kWarps;
   // One resident wave in all: the row-block CTAs of every (item, row block of x) share the SMs.
