@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cuda/device_utils.cuh"
+#include "cuda/kernels.h"
 #include "cuda/runtime.h"
 
 namespace qmm::cuda::bench {
@@ -67,6 +68,11 @@ DeviceInfo device_info(int device) {
   cudaDeviceProp prop;
   check(cudaGetDeviceProperties(&prop, ord), "bench");
   return {prop.name, ctx.sm_count(), ctx.l2_bytes(), prop.totalGlobalMem};
+}
+
+std::string fused_kernel_name(int device, int bits, Dtype dtype, int64_t M, int64_t N) {
+  const char* name = fused_instance_name(bits, dtype, M, N, context(device).sm_count());
+  return name ? name : "";
 }
 
 double read_bandwidth_GBps(int device, size_t bytes, int iters) {

@@ -19,6 +19,10 @@ struct DeviceInfo {
 };
 DeviceInfo device_info(int device);
 
+// The fused prefill instance the library picks for an affine (bits, dtype) problem of M x N on
+// `device` ("fused/affine4/bf16/128x128", ...), or "" where none is built for it.
+std::string fused_kernel_name(int device, int bits, Dtype dtype, int64_t M, int64_t N);
+
 // Read-only bandwidth (GB/s) of a reduction over `bytes` of device memory, median of `iters`.
 double read_bandwidth_GBps(int device, size_t bytes, int iters = 10);
 // Device-to-device copy bandwidth (GB/s, read + write counted), median of `iters`.

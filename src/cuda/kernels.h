@@ -154,6 +154,9 @@ void launch_fused(const MatmulArgs& a, int64_t b, int64_t xb, int64_t wb, Device
 // rows gathered per expert segment, one grouped fused launch, rows scattered back.
 void launch_fused_grouped(const MatmulArgs& a, int64_t experts, int64_t max_segments,
                           DeviceContext& ctx, cudaStream_t stream);
+// The name of the dense instance launch_fused picks for (bits, dtype, M, N), or null (for
+// benchmark labels: the one place the tile rule lives).
+const char* fused_instance_name(int bits, Dtype dtype, int64_t M, int64_t N, int sm_count);
 #else
 // Built without CUTLASS: no problem is supported, so the launches are never reached.
 inline bool fused_supported(const MatmulArgs&) { return false; }
@@ -161,6 +164,7 @@ inline void launch_fused(const MatmulArgs&, int64_t, int64_t, int64_t, DeviceCon
                          cudaStream_t) {}
 inline void launch_fused_grouped(const MatmulArgs&, int64_t, int64_t, DeviceContext&,
                                  cudaStream_t) {}
+inline const char* fused_instance_name(int, Dtype, int64_t, int64_t, int) { return nullptr; }
 #endif
 
 }  // namespace qmm::cuda

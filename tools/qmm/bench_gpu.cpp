@@ -109,7 +109,7 @@ bool fused_forced_off() { return prefill_forced("cublas"); }
 std::string dense_kernel(const Case& c) {
   const bool mma =
       (c.dt == Dtype::bfloat16 || (c.dt == Dtype::float16 && c.mode == "affine")) && c.K % 32 == 0;
-  // Mirrors cuda/backend.cpp (fused_by_table) and fused_dispatch.cu (pick).
+  // Mirrors cuda/backend.cpp (fused_by_table); the tile comes from the library.
   const bool fused_ok = !fused_forced_off() && c.mode == "affine" && (c.bits == 4 || c.bits == 8) &&
                         c.dt != Dtype::float32 && c.gs % 64 == 0 && c.N % 8 == 0;
   const bool by_table =
@@ -124,15 +124,11 @@ std::string dense_kernel(const Case& c) {
     if (c.M <= 8) return "qmv_simt";
   }
   if (!mma && c.M <= 8) return "generic";
-  if (fused && c.bits == 4) {
-    const int64_t wide_tiles = (c.N + 127) / 128;  // 128 x 256 tiles at M <= 256 (132 SMs)
-    if (c.M <= 64) return "fused(128x64,streamK)";
-    if (c.M <= 256 && wide_tiles < 99) return "fused(128x128,streamK)";
-    if (c.M <= 128 && wide_tiles > 132) return "fused(128x64,streamK)";
-    return "fused(128x256)";
+  if (fused) {
+    // The library's own tile choice (fused_dispatch.cu), not a copy of its rule.
+    const std::string name = gb::fused_kernel_name(0, c.bits, c.dt, c.M, c.N);
+    if (!name.empty()) return name;
   }
-  if (fused && c.M <= 128) return "fused(128x64,streamK)";
-  if (fused) return "fused(128x256)";
   return "dequant+cublas";
 }
 

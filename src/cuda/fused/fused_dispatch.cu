@@ -147,6 +147,11 @@ void transpose_scales(const MatmulArgs& a, int64_t first, int64_t batches, void*
 }  // namespace
 }  // namespace fused
 
+const char* fused_instance_name(int bits, Dtype dtype, int64_t M, int64_t N, int sm_count) {
+  const fused::Instance* inst = fused::pick(bits, dtype, M, N, sm_count);
+  return inst ? inst->name : nullptr;
+}
+
 bool fused_supported(const MatmulArgs& a) {
   // Affine 4/8-bit, transpose (W rows along K), 16-bit activations, groups a multiple of the
   // 64-wide k step, N a multiple of 8 (16-byte rows of the column-major D' and of the
