@@ -1,5 +1,5 @@
 // Fused Hopper kernel instance: affine 4-bit codes, bf16 activations, 128 x 128 tiles with
-// stream-K (M = 129..256, where N / 128 tiles of 128 x 256 leave SMs idle).
+// stream-K (M = 65..256; fused_dispatch.cu says which grids).
 #include "cuda/fused/fused_gemm.cuh"
 #include "cuda/fused/instances.h"
 

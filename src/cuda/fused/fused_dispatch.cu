@@ -24,25 +24,23 @@ void throw_fused_error(const char* what) {
 
 namespace {
 
-// Token rows up to which the 128 x 64 stream-K instances run (8-bit; 4-bit see below); above,
-// 128 x 256 tiles. Measured on the H100 (bf16; scripts/gpu-dispatch-sweep.sh): at M = 96..128
-// the 128 x 64 tiles take 63 / 62 us at 8192^2 / 14336x4096, the 128 x 256 tiles 90 / 55-63 us
-// (N / 128 tiles of one token tile leave SMs idle); from M = 192 the wide tiles win.
-constexpr int64_t kSmallTileMaxRows = 128;
-// 4-bit: 128 x 64 tiles up to this many rows whatever the shape.
-constexpr int64_t kSmall4TileMaxRows = 64;
-// 4-bit, M up to this: 128 x 128 stream-K tiles when the 128 x 256 grid would fill less than
-// kMediumTileMaxFill of the SMs. Measured at M = 192..256: 8192^2 70-73 us (128 x 256: 89),
-// 8192x28672 239 (300); but 14336x4096 72 (51-54) and 28672x8192 237-241 (190-195), whose
-// 128 x 256 grids already cover most SMs. At M = 96 / 128 (2026-11-23, two rounds alternating
-// with the 128 x 64 tiles, us): 8192^2 49-54 / 53-57 (128 x 64: 62-72 / 73-74), 8192x28672
-// 137-148 / 153-156 (204-218 / 210-213).
+// Tile shape by token rows M (4- and 8-bit alike), measured on the H100 with
+// bench/gpu/lab/fused_lab (GEMM alone, weights beyond L2; 2026-11-23, session 6):
+//  - M <= 64: 128 x 64 stream-K tiles. 8192^2 M=64: 33.8 us (128 x 128: 45.3, 256 x 64: 38.4,
+//    clusters of 2 sharing X by multicast: 36.3).
+//  - M = 65..128: 128 x 128 stream-K tiles whatever the grid. At M = 96 / 128, us:
+//    8192^2 42.8 / 43.2 (128 x 64: 55.6 / 55.7), 14336x4096 35.1 / 34.3 (128 x 256: 52.5 / 47.6),
+//    28672x8192 128.6 / 130.9 (128 x 64: 177.6 / 186.1), 8192x28672 121.0 / 123.4 (128 x 64:
+//    187.0 / 186.4); 8-bit 8192^2 M=128 42.5 (54.5), 28672x8192 129.3 (187.1).
+//  - M = 129..256: 128 x 128 while a 128 x 256 grid would fill less than kMediumTileMaxFill of
+//    the SMs, else 128 x 256. M = 192, 128 x 128 (128 x 256): 8192^2 65.1 (83.4, fill 0.48),
+//    14336x4096 66.3 (44.0, fill 0.85), 28672x8192 235.4 (177.6, fill 1.7); 8-bit 8192^2 M=256
+//    64.8 (82.8).
+//  - Above: 128 x 256 tiles.
+constexpr int64_t kSmallTileMaxRows = 64;
+constexpr int64_t kMediumTileAlwaysRows = 128;
 constexpr int64_t kMediumTileMaxRows = 256;
 constexpr double kMediumTileMaxFill = 0.75;
-// 4-bit, M = 65..128, grids the 128 x 128 tiles do not take: 128 x 256 tiles up to this fill,
-// 128 x 64 above. 14336x4096 (fill 0.85) at M = 96 / 128: 62-65 / 55 us (128 x 64: 68-70 /
-// 66-74); 28672x8192 (fill 1.7): 239-241 / 229-232 (128 x 64: 198-230 / 199-202).
-constexpr double kWideTileMaxFill = 1.0;
 
 // dst[g, n] = src[n, g] for two arrays at once (scales and biases), through a padded shared
 // tile so both the reads and the writes are coalesced. 2-byte elements.
@@ -93,22 +91,23 @@ __global__ void move_rows(const uint16_t* src, uint16_t* dst, const int* order, 
 
 // The instance for a problem: (bits, dtype) picks the family, M the tile shape.
 const Instance* pick(int bits, Dtype dtype, int64_t M, int64_t N, int sm_count) {
+  if (bits != 4 && bits != 8) return nullptr;
   const bool bf16 = dtype == Dtype::bfloat16;
-  const bool small = M <= kSmallTileMaxRows;
   const double wide_fill = double((N + 127) / 128) * double((M + 255) / 256) / sm_count;
+  enum { kSmall, kMedium, kLarge } tile = kLarge;
+  if (M <= kSmallTileMaxRows)
+    tile = kSmall;
+  else if (M <= kMediumTileAlwaysRows ||
+           (M <= kMediumTileMaxRows && wide_fill < kMediumTileMaxFill))
+    tile = kMedium;
   if (bits == 4) {
-    const bool small4 = M <= kSmall4TileMaxRows;
-    if (!small4 && M <= kMediumTileMaxRows && wide_fill < kMediumTileMaxFill)
-      return bf16 ? &affine4_bf16_medium() : &affine4_f16_medium();
-    const bool narrow = small4 || (small && wide_fill > kWideTileMaxFill);
-    if (bf16) return narrow ? &affine4_bf16_small() : &affine4_bf16_large();
-    return narrow ? &affine4_f16_small() : &affine4_f16_large();
+    if (tile == kSmall) return bf16 ? &affine4_bf16_small() : &affine4_f16_small();
+    if (tile == kMedium) return bf16 ? &affine4_bf16_medium() : &affine4_f16_medium();
+    return bf16 ? &affine4_bf16_large() : &affine4_f16_large();
   }
-  if (bits == 8) {
-    if (bf16) return small ? &affine8_bf16_small() : &affine8_bf16_large();
-    return small ? &affine8_f16_small() : &affine8_f16_large();
-  }
-  return nullptr;
+  if (tile == kSmall) return bf16 ? &affine8_bf16_small() : &affine8_f16_small();
+  if (tile == kMedium) return bf16 ? &affine8_bf16_medium() : &affine8_f16_medium();
+  return bf16 ? &affine8_bf16_large() : &affine8_f16_large();
 }
 
 // Rows per active expert (a host-side estimate: all rows spread over min(items, experts))

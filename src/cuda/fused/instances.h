@@ -10,9 +10,11 @@ const Instance& affine4_bf16_small();
 const Instance& affine4_bf16_large();
 const Instance& affine4_f16_small();
 const Instance& affine4_f16_large();
-// 128 x 128 stream-K tiles for M = 129..256 (4-bit only, to bound the build).
+// 128 x 128 stream-K tiles for M = 65..256 (fused_dispatch.cu says which grids).
 const Instance& affine4_bf16_medium();
 const Instance& affine4_f16_medium();
+const Instance& affine8_bf16_medium();
+const Instance& affine8_f16_medium();
 const Instance& affine8_bf16_small();
 const Instance& affine8_bf16_large();
 const Instance& affine8_f16_small();

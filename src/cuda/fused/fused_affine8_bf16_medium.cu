@@ -1,0 +1,14 @@
+// Fused Hopper kernel instance: affine 8-bit codes, bf16 activations, 128 x 128 tiles with
+// stream-K (M = 65..256; fused_dispatch.cu says which grids).
+#include "cuda/fused/fused_gemm.cuh"
+#include "cuda/fused/instances.h"
+
+namespace qmm::cuda::fused {
+
+const Instance& affine8_bf16_medium() {
+  using G = FusedGemm<uint8_t, cutlass::bfloat16_t, true, 128, 128, 64, true>;
+  static const Instance inst{"fused/affine8/bf16/128x128", G::can_run, G::workspace_bytes, G::run};
+  return inst;
+}
+
+}  // namespace qmm::cuda::fused
