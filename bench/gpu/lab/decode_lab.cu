@@ -28,25 +28,6 @@ void check(cudaError_t e, const char* op) {
 
 using namespace qmm::cuda;
 
-__device__ uint32_t mix(uint64_t i, uint32_t seed) {
-  uint64_t z = i * 0x9E3779B97F4A7C15ull + seed;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return static_cast<uint32_t>(z ^ (z >> 31));
-}
-__global__ void fill_words(uint32_t* p, int64_t n, uint32_t seed) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x)
-    p[i] = mix(i, seed);
-}
-// bf16 values uniform in [lo, hi)
-__global__ void fill_bf16(uint16_t* p, int64_t n, uint32_t seed, float lo, float hi) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    float u = (mix(i, seed) >> 8) * (1.0f / 16777216.0f);
-    p[i] = __bfloat16_as_ushort(__float2bfloat16_rn(lo + (hi - lo) * u));
-  }
-}
 __global__ void fill_bytes(uint8_t* p, int64_t n, uint32_t seed, int lo, int span) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x)

@@ -1,9 +1,11 @@
-// Shared by the GPU labs (decode_lab.cu, pattern_lab.cu): error checks and graph timing.
+// Shared by the GPU labs (decode, pattern, fused, wgmma): error checks, graph timing, fills.
 #pragma once
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -47,4 +49,25 @@ double time_graph(cudaStream_t s, Enqueue enqueue) {
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
   return ms[ms.size() / 2] * 1000.0 / reps;
+}
+
+// Deterministic random fills (splitmix64 of the index): weights and activations of the labs.
+__device__ inline uint32_t mix(uint64_t i, uint32_t seed) {
+  uint64_t z = i * 0x9E3779B97F4A7C15ull + seed;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return static_cast<uint32_t>(z ^ (z >> 31));
+}
+static __global__ void fill_words(uint32_t* p, int64_t n, uint32_t seed) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    p[i] = mix(i, seed);
+}
+// bf16 values uniform in [lo, hi)
+static __global__ void fill_bf16(uint16_t* p, int64_t n, uint32_t seed, float lo, float hi) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    float u = (mix(i, seed) >> 8) * (1.0f / 16777216.0f);
+    p[i] = __bfloat16_as_ushort(__float2bfloat16_rn(lo + (hi - lo) * u));
+  }
 }

@@ -1,0 +1,200 @@
+// Lab of the hand-written Hopper fused kernel (src/cuda/wgmma/): checks each tile variant against
+// cuBLAS on the dequantized weight (same s * q + b rounding) and times both, weights rotated
+// beyond L2. Built here by wgmma_lab.sh and carried to the GPU machine:
+//   wgmma_lab [M,N,K[,group[,splits]] ...]
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#define QMM_WGMMA_TRACE 1
+#include "cuda/wgmma/wgmma_qmm.cuh"
+#include "lab_timing.cuh"
+
+using namespace qmm::cuda;
+
+namespace {
+
+// Reference dequantization: one rounding of s * q + b, as the kernel.
+__global__ void dequant(const uint32_t* w, const __nv_bfloat16* s, const __nv_bfloat16* b,
+                        __nv_bfloat16* out, int64_t N, int64_t K, int gs) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < N * K;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t n = i / K, k = i % K;
+    const float q = float((w[i / 8] >> (4 * (k % 8))) & 15u);
+    const int64_t g = n * (K / gs) + k / gs;
+    out[i] = __float2bfloat16_rn(fmaf(q, __bfloat162float(s[g]), __bfloat162float(b[g])));
+  }
+}
+
+struct Case {
+  int M, N, K, gs, splits;
+};
+
+int choose_splits(int tiles, int ksteps, int sms) {
+  int best = 1;
+  double best_score = -1;
+  for (int s = 1; s <= 8 && ksteps / s >= 8; ++s) {
+    const int ctas = tiles * s, waves = (ctas + sms - 1) / sms;
+    const double score = double(ctas) / (double(waves) * sms) - 0.02 * (s - 1);
+    if (score > best_score) best_score = score, best = s;
+  }
+  return best;
+}
+
+template <int BN, int TOK>
+void run_variant(const Case& c, const char* name, std::vector<uint32_t*>& w,
+                 std::vector<__nv_bfloat16*>& sc, std::vector<__nv_bfloat16*>& bi, __nv_bfloat16* x,
+                 __nv_bfloat16* y, const std::vector<__nv_bfloat16>& ref, double blas_us, int sms,
+                 cudaStream_t s) {
+  const int tiles = ((c.N + BN - 1) / BN) * ((c.M + TOK - 1) / TOK);
+  const int ksteps = c.K / 64;
+  const int splits = c.splits > 0 ? c.splits : choose_splits(tiles, ksteps, sms);
+  using T = wgmma::Tile<BN, TOK, 4, __nv_bfloat16>;
+  float* partials = nullptr;
+  int* counters = nullptr;
+  CK(cudaMalloc(&partials, size_t(splits) * tiles * T::kAcc * wgmma::kConsumers * 4 + 16));
+  CK(cudaMalloc(&counters, size_t(tiles) * 4));
+  CK(cudaMemset(counters, 0, size_t(tiles) * 4));
+  wgmma::Launch l;
+  l.p.M = c.M, l.p.N = c.N, l.p.K = c.K, l.p.groups = c.K / c.gs, l.p.group_size = c.gs;
+  l.p.group_shift = __builtin_ctz(unsigned(c.gs));
+  l.p.ksteps = ksteps, l.p.out = y, l.p.partials = partials, l.p.counters = counters;
+  l.splits = splits;
+  l.x = x;
+  long long* trace = nullptr;
+  CK(cudaMalloc(&trace, 64 * 4 * 8));
+  CK(cudaMemset(trace, 0, 64 * 4 * 8));
+  l.p.trace = trace;
+  auto set = [&](int i) {
+    l.w = w[i];
+    l.p.scales = reinterpret_cast<const uint16_t*>(sc[i]);
+    l.p.biases = reinterpret_cast<const uint16_t*>(bi[i]);
+  };
+  set(0);
+  CK(cudaMemsetAsync(y, 0, size_t(c.M) * c.N * 2, s));
+  cudaError_t e = wgmma::launch<BN, TOK, 4, __nv_bfloat16>(l, s);
+  if (e != cudaSuccess) {
+    std::printf("  %-14s launch failed: %s\n", name, cudaGetErrorString(e));
+    return;
+  }
+  CK(cudaStreamSynchronize(s));
+  {
+    // Per-step clocks of one consumer thread: step start -> wgmma issued -> previous wgmma
+    // done -> next step converted -> next step start.
+    std::vector<long long> t(64 * 4);
+    CK(cudaMemcpy(t.data(), trace, t.size() * 8, cudaMemcpyDeviceToHost));
+    double a = 0, b = 0, cc = 0, d = 0;
+    int n = 0;
+    for (int i = 4; i + 1 < std::min(64, ksteps / splits); ++i, ++n) {
+      a += t[i * 4 + 1] - t[i * 4];
+      b += t[i * 4 + 2] - t[i * 4 + 1];
+      cc += t[i * 4 + 3] - t[i * 4 + 2];
+      d += t[(i + 1) * 4] - t[i * 4 + 3];
+    }
+    if (n)
+      std::printf("  %-14s cycles/step: issue %.0f  wait %.0f  convert %.0f  fence+sync %.0f\n",
+                  name, a / n, b / n, cc / n, d / n);
+  }
+  std::vector<__nv_bfloat16> got(size_t(c.M) * c.N);
+  CK(cudaMemcpy(got.data(), y, got.size() * 2, cudaMemcpyDeviceToHost));
+  double diff = 0, mag = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double g = __bfloat162float(got[i]), r = __bfloat162float(ref[i]);
+    diff = std::max(diff, std::isfinite(g) ? std::fabs(g - r) : 1e30);
+    mag = std::max(mag, std::fabs(r));
+  }
+  const int copies = int(w.size());
+  const double us = time_graph(s, [&](int i) {
+    set(i % copies);
+    wgmma::launch<BN, TOK, 4, __nv_bfloat16>(l, s);
+  });
+  const double flop = 2.0 * c.M * c.N * c.K;
+  std::printf("  %-14s splits %d  %8.1f us %6.1f TFLOP/s %5.2fx cublas  err %.1e of %.1e%s\n", name,
+              splits, us, flop / us * 1e-6, blas_us / us, diff, mag,
+              diff > 2e-2 * mag ? "  WRONG" : "");
+  CK(cudaFree(partials));
+  CK(cudaFree(counters));
+}
+
+void run_case(const Case& c, cublasHandle_t blas, int sms, cudaStream_t s) {
+  const int64_t groups = c.K / c.gs;
+  const size_t wbytes = size_t(c.N) * c.K / 2;
+  const int copies = int(std::max<size_t>(2, (160u << 20) / wbytes + 1));
+  std::vector<uint32_t*> w(copies);
+  std::vector<__nv_bfloat16*> sc(copies), bi(copies);
+  for (int i = 0; i < copies; ++i) {
+    CK(cudaMalloc(&w[i], wbytes));
+    CK(cudaMalloc(&sc[i], groups * c.N * 2));
+    CK(cudaMalloc(&bi[i], groups * c.N * 2));
+    fill_words<<<1024, 256, 0, s>>>(w[i], int64_t(wbytes / 4), 11 + i);
+    fill_bf16<<<1024, 256, 0, s>>>(reinterpret_cast<uint16_t*>(sc[i]), groups * c.N, 21 + i, 0.002f,
+                                   0.01f);
+    fill_bf16<<<1024, 256, 0, s>>>(reinterpret_cast<uint16_t*>(bi[i]), groups * c.N, 31 + i, -0.04f,
+                                   0.04f);
+  }
+  __nv_bfloat16 *x, *y, *wd;
+  CK(cudaMalloc(&x, size_t(c.M) * c.K * 2));
+  CK(cudaMalloc(&y, size_t(c.M) * c.N * 2));
+  fill_bf16<<<1024, 256, 0, s>>>(reinterpret_cast<uint16_t*>(x), int64_t(c.M) * c.K, 7, -1.f, 1.f);
+  const size_t dbytes = size_t(c.N) * c.K * 2;
+  const int dcopies = int(std::max<size_t>(2, (160u << 20) / dbytes + 1));
+  std::vector<__nv_bfloat16*> wds(dcopies);
+  for (int i = 0; i < dcopies; ++i) {
+    CK(cudaMalloc(&wds[i], dbytes));
+    dequant<<<2048, 256, 0, s>>>(w[i % copies], sc[i % copies], bi[i % copies], wds[i], c.N, c.K,
+                                 c.gs);
+  }
+  wd = wds[0];
+  cublasSetStream(blas, s);
+  const float one = 1.f, zero = 0.f;
+  auto gemm = [&](const __nv_bfloat16* W) {
+    cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, c.N, c.M, c.K, &one, W, CUDA_R_16BF, c.K, x,
+                 CUDA_R_16BF, c.K, &zero, y, CUDA_R_16BF, c.N, CUBLAS_COMPUTE_32F,
+                 CUBLAS_GEMM_DEFAULT);
+  };
+  gemm(wd);
+  std::vector<__nv_bfloat16> ref(size_t(c.M) * c.N);
+  CK(cudaStreamSynchronize(s));
+  CK(cudaMemcpy(ref.data(), y, ref.size() * 2, cudaMemcpyDeviceToHost));
+  const double blas_us = time_graph(s, [&](int i) { gemm(wds[i % dcopies]); });
+  for (auto p : wds) CK(cudaFree(p));
+  std::printf("M=%d N=%d K=%d g%d: cublas-bf16 %.1f us\n", c.M, c.N, c.K, c.gs, blas_us);
+  run_variant<256, 64>(c, "256x64", w, sc, bi, x, y, ref, blas_us, sms, s);
+  run_variant<128, 64>(c, "128x64", w, sc, bi, x, y, ref, blas_us, sms, s);
+  run_variant<128, 128>(c, "128x128", w, sc, bi, x, y, ref, blas_us, sms, s);
+
+  for (int i = 0; i < copies; ++i) {
+    CK(cudaFree(w[i]));
+    CK(cudaFree(sc[i]));
+    CK(cudaFree(bi[i]));
+  }
+  CK(cudaFree(x));
+  CK(cudaFree(y));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cudaStream_t s;
+  CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  cublasHandle_t blas;
+  cublasCreate(&blas);
+  int sms = 0;
+  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) args = {"64,8192,8192", "33,1000,512", "128,8192,8192", "256,8192,8192"};
+  for (const auto& a : args) {
+    Case c{0, 0, 0, 64, 0};
+    std::sscanf(a.c_str(), "%d,%d,%d,%d,%d", &c.M, &c.N, &c.K, &c.gs, &c.splits);
+    run_case(c, blas, sms, s);
+  }
+  cublasDestroy(blas);
+  return 0;
+}
