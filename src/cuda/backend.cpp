@@ -65,14 +65,17 @@ int64_t grouped_min_rows() {
 
 // Which path runs where the fused kernel could: QMM_CUDA_PREFILL=cublas turns the fused kernels
 // off (decode + dequantize/cuBLAS as before), =fused uses them for every M above the decode
-// range; unset, the measured table above decides. Benchmarks use it to compare the paths.
-enum class PrefillChoice { table, fused, cublas };
+// range, =wgmma puts the hand-written Hopper kernel there where it takes the problem (the
+// table elsewhere; opt-in until measured); unset, the measured table above decides.
+// Benchmarks use it to compare the paths.
+enum class PrefillChoice { table, fused, cublas, wgmma };
 PrefillChoice parse_prefill(const std::string& v) {
   if (v == "cublas") return PrefillChoice::cublas;
   if (v == "fused") return PrefillChoice::fused;
   if (v == "table") return PrefillChoice::table;
+  if (v == "wgmma") return PrefillChoice::wgmma;
   throw std::invalid_argument("[set_prefill_path] unknown path '" + v +
-                              "' (expected table, fused or cublas)");
+                              "' (expected table, fused, wgmma or cublas)");
 }
 std::atomic<int> g_prefill_choice{-1};  // -1: not set yet (read QMM_CUDA_PREFILL)
 PrefillChoice prefill_choice() {
@@ -240,9 +243,12 @@ class CudaBackend final : public core::Backend {
     if (!gathered) {
       // The measured table (or QMM_CUDA_PREFILL=fused) picks the fused kernel; where it does,
       // it takes over from the decode kernel above M = kFusedMinRows.
-      const bool fused = use_fused_prefill() && fused_supported(a) &&
-                         (prefill_choice() == PrefillChoice::fused ? p.M > kFusedMinRows
-                                                                   : fused_by_table(p.M, p.N, p.K));
+      const bool wgmma =
+          prefill_choice() == PrefillChoice::wgmma && p.M > kFusedMinRows && wgmma_takes(a);
+      const bool fused =
+          wgmma || (use_fused_prefill() && fused_supported(a) &&
+                    (prefill_choice() == PrefillChoice::fused ? p.M > kFusedMinRows
+                                                              : fused_by_table(p.M, p.N, p.K)));
       const bool decode = fast && (p.M <= kFusedMinRows || (!fused && p.M <= kDecodeMaxRows));
       const bool generic = !fast && (p.M <= kGenericMaxRows || qmv_f32_takes(a));
       if (!decode && !generic) {
@@ -252,7 +258,9 @@ class CudaBackend final : public core::Backend {
           xb[b] = p.batch == 1 ? 0 : core::map_batch(p.x_map, p.batch_shape, b, nullptr);
           wb[b] = p.batch == 1 ? 0 : core::map_batch(p.w_map, p.batch_shape, b, nullptr);
         }
-        if (fused) {
+        if (wgmma) {
+          for (int64_t b = 0; b < p.batch; ++b) launch_wgmma(a, b, xb[b], wb[b], ctx, st);
+        } else if (fused) {
           for (int64_t b = 0; b < p.batch; ++b) launch_fused(a, b, xb[b], wb[b], ctx, st);
         } else {
           launch_prefill(a, xb, wb, ctx, st);

@@ -75,6 +75,19 @@ std::string fused_kernel_name(int device, int bits, Dtype dtype, int64_t M, int6
   return name ? name : "";
 }
 
+std::string wgmma_kernel_name(int bits, int group_size, Dtype dtype, int64_t M, int64_t N,
+                              int64_t K) {
+  MatmulArgs a;  // null operand pointers: aligned
+  a.spec.mode = core::QuantMode::affine;
+  a.spec.bits = bits;
+  a.spec.group_size = group_size;
+  a.dtype = dtype;
+  a.M = M, a.N = N, a.K = K;
+  alignas(16) static const char bias_tag[16] = {};
+  a.biases = bias_tag;  // affine problems always have biases here
+  return wgmma_takes(a) ? wgmma_tile_name(M) : "";
+}
+
 double read_bandwidth_GBps(int device, size_t bytes, int iters) {
   DeviceContext& ctx = context(device);
   cudaStream_t st = ctx.stream(0);

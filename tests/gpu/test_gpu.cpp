@@ -411,6 +411,26 @@ TEST(GpuMatmul, FusedPrefillEdgeShapes) {
   qmm::cuda::set_prefill_path("table");
 }
 
+// The hand-written Hopper kernel (src/cuda/wgmma; affine 4-bit, bf16/fp16, group 32/64/128, K a
+// multiple of 64 with groups % 8 == 0, N % 8 == 0): both token tiles, M and N tails, k splits
+// over few tiles whose ranges start and end inside 4-step TMA chunks, broadcast batches. Shapes
+// it does not take (group 128 at K = 512 / 1536, K = 5 groups) fall back and must stay right.
+TEST(GpuMatmul, WgmmaPrefillEdgeShapes) {
+  qmm::cuda::set_prefill_path("wgmma");
+  for (Dtype dt : {Dtype::bfloat16, Dtype::float16})
+    for (int gs : {32, 64, 128}) {
+      const ModeCase c{"affine", gs, 4};
+      for (int64_t M : {17, 33, 64, 65, 129, 300}) {
+        check_qmm({M, 1024}, {1000, 1024}, true, c, dt);
+        check_qmm({M, 1536}, {136, 1536}, true, c, dt);
+      }
+      check_qmm({40, 512}, {264, 512}, true, c, dt);
+      check_qmm({2, 3, 40, 1024}, {3, 24, 1024}, true, c, dt);
+      check_qmm({33, 5 * gs}, {64, 5 * gs}, true, c, dt);
+    }
+  qmm::cuda::set_prefill_path("table");
+}
+
 // Large shapes: the GPU against the CPU backend (both float32-accumulating).
 TEST(GpuMatmul, LargeShapesAgainstCpu) {
   struct L {

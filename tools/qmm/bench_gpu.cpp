@@ -99,7 +99,8 @@ struct Measured {
 };
 
 // QMM_CUDA_PREFILL=cublas turns the fused kernels off, =fused forces them for every M above the
-// decode range (cuda/backend.cpp).
+// decode range, =wgmma puts the hand-written kernel there where it takes the problem
+// (cuda/backend.cpp).
 bool prefill_forced(const char* what) {
   const char* forced = std::getenv("QMM_CUDA_PREFILL");
   return forced && std::string(forced) == what;
@@ -114,6 +115,11 @@ std::string dense_kernel(const Case& c) {
                         c.dt != Dtype::float32 && c.gs % 64 == 0 && c.N % 8 == 0;
   const bool by_table =
       c.M > 16 && c.M <= 4096 && !(c.N * c.K <= int64_t(4096) * 4096 && c.M <= 512);
+  // QMM_CUDA_PREFILL=wgmma: the hand-written kernel where the library's rule takes the problem.
+  const std::string wgmma_name = prefill_forced("wgmma") && c.M > 16 && c.mode == "affine"
+                                     ? gb::wgmma_kernel_name(c.bits, c.gs, c.dt, c.M, c.N, c.K)
+                                     : "";
+  if (!wgmma_name.empty()) return wgmma_name;
   const bool fused = fused_ok && (prefill_forced("fused") ? c.M > 16 : by_table);
   if (mma && (c.M <= 16 || (!fused && c.M <= 32))) return "qmv_mma";
   if (!mma && c.M <= (c.dt == Dtype::float32 ? 16 : 8) && c.K % 32 == 0) {

@@ -32,6 +32,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
 #include <type_traits>
 
@@ -61,7 +62,7 @@ struct Params {
   int* counters;    // [tiles], zero before the launch; left zero
   int M, N, K, groups, group_size, group_shift, splits, ksteps;
 #ifdef QMM_WGMMA_TRACE
-  long long* trace;  // lab only: [steps][4] clocks of consumer thread 0 of CTA 0
+  long long* trace;  // lab only, may be null: [steps][4] clocks of thread 0 of CTA 0
 #endif
 };
 
@@ -289,7 +290,9 @@ __global__ void __launch_bounds__(kThreads, 1)
         reinterpret_cast<const uint16_t*>(base_ptr + (sb0 - base) + s * T::kSBBytes) +
         r * kChunkGroups;
     const uint16_t* bi = sc + BN * kChunkGroups;
-    const int gl = ((step % kWSteps) * kBK + koff) >> p.group_shift;  // group within the chunk
+    // Group within the chunk's box (the chunk need not start on a group boundary at 128).
+    const int chunk_k0 = (k_begin + t * kWSteps) * kBK;
+    const int gl = (((k_begin + step) * kBK + koff) >> p.group_shift) - (chunk_k0 >> p.group_shift);
     const uint32_t sbA = uint32_t(sc[gl]) | (uint32_t(bi[gl]) << 16);
     const uint32_t sbB = two_groups ? uint32_t(sc[gl + 1]) | (uint32_t(bi[gl + 1]) << 16) : sbA;
     // 16-byte pieces of this thread's row, 128-byte swizzled by the TMA.
@@ -335,7 +338,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   {
     for (int i = 0; i < nk; ++i) {
 #ifdef QMM_WGMMA_TRACE
-      const bool tr = tid == 0 && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && i < 64;
+      const bool tr =
+          p.trace && tid == 0 && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && i < 64;
       if (tr) p.trace[i * 4 + 0] = clock64();
 #endif
       const int s = i % kXStages;
@@ -452,14 +456,15 @@ cudaError_t launch(const Launch& l, cudaStream_t stream) {
   auto kernel = fused_wgmma_kernel<BN, TOK, Bits, Act>;
   // The attribute is per function and device; raising it is idempotent and cheap next to the
   // encode above, but keep it out of the common path.
-  static int raised_on = -1;
+  static std::atomic<uint64_t> raised_on{0};  // bit d: raised on device d (< 64)
   int dev = 0;
   cudaGetDevice(&dev);
-  if (raised_on != dev) {
+  const uint64_t bit = dev < 64 ? uint64_t(1) << dev : 0;
+  if (!bit || !(raised_on.load(std::memory_order_relaxed) & bit)) {
     cudaError_t e =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmem);
     if (e != cudaSuccess) return e;
-    raised_on = dev;
+    raised_on.fetch_or(bit, std::memory_order_relaxed);
   }
   dim3 grid((p.N + BN - 1) / BN, (p.M + TOK - 1) / TOK, l.splits);
   Params q = p;
