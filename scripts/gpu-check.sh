@@ -79,14 +79,14 @@ fi
 
 if ((SAN)); then
   CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-  MEMF='GpuRuntime.*:GpuConvert.*:GpuQuantize.StridedInputAndGlobalScale:GpuDequantize.*:GpuMatmul.OddShapes:GpuMatmul.BroadcastingAndVectors:GpuMatmul.DecodeWalksSeveralTiles:GpuMatmul.DecodeChainsReadTheirProducersOutputs:GpuMatmul.Float32DecodeWalksSeveralRowBlocks:GpuMatmul.FusedPrefillEdgeShapes:GpuMatmul.StridedSlicedAndMisaligned:GpuGather.*:GpuStreams.*'
+  MEMF='GpuRuntime.*:GpuConvert.*:GpuQuantize.StridedInputAndGlobalScale:GpuDequantize.*:GpuMatmul.OddShapes:GpuMatmul.BroadcastingAndVectors:GpuMatmul.DecodeWalksSeveralTiles:GpuMatmul.DecodeChainsReadTheirProducersOutputs:GpuMatmul.Float32DecodeWalksSeveralRowBlocks:GpuMatmul.FusedPrefillEdgeShapes:GpuMatmul.WgmmaPrefillEdgeShapes:GpuMatmul.StridedSlicedAndMisaligned:GpuGather.*:GpuStreams.*'
   step "compute-sanitizer memcheck"
   timeout "${T_MEMCHECK:-300}" "$CS" --tool memcheck --error-exitcode 99 --leak-check no "$TGPU" --gtest_filter="$MEMF" \
     --gtest_brief=1 >"$OUT/memcheck.log" 2>&1
   rc=$?; grep -E "ERROR SUMMARY|PASSED|FAILED|Invalid|out of bounds" "$OUT/memcheck.log" | head -20; ((rc)) && status=1
-  step "compute-sanitizer racecheck (shared-memory kernels: qmv_mma, qmv_f32, route, fused dense + grouped)"
+  step "compute-sanitizer racecheck (shared-memory kernels: qmv_mma, qmv_f32, route, fused dense + grouped, wgmma)"
   timeout "${T_RACECHECK:-120}" "$CS" --tool racecheck --error-exitcode 99 "$TGPU" \
-    --gtest_filter='GpuMatmul.BroadcastingAndVectors:GpuMatmul.DecodeWalksSeveralTiles:GpuMatmul.Float32DecodeWalksSeveralRowBlocks:GpuMatmul.FusedPrefillEdgeShapes:GpuGather.ManyRowsPerItemAndNotTransposed:GpuGather.OutOfRange*' \
+    --gtest_filter='GpuMatmul.BroadcastingAndVectors:GpuMatmul.DecodeWalksSeveralTiles:GpuMatmul.Float32DecodeWalksSeveralRowBlocks:GpuMatmul.FusedPrefillEdgeShapes:GpuMatmul.WgmmaPrefillEdgeShapes:GpuGather.ManyRowsPerItemAndNotTransposed:GpuGather.OutOfRange*' \
     --gtest_brief=1 >"$OUT/racecheck.log" 2>&1
   rc=$?; grep -E "ERROR SUMMARY|RACECHECK SUMMARY|PASSED|FAILED|hazard" "$OUT/racecheck.log" | head -20; ((rc)) && status=1
 fi
