@@ -41,21 +41,8 @@ struct Case {
 
 void run_case(const Case& c, cublasHandle_t blas, cudaStream_t s) {
   const int64_t gs = 64, groups = c.K / gs;
-  const size_t wbytes = size_t(c.N) * c.K * c.bits / 8;
-  // Enough copies that a graph of 20 calls reads beyond the 50 MB L2.
-  const int copies = int(std::max<size_t>(2, (160u << 20) / wbytes + 1));
-  std::vector<uint32_t*> w(copies);
-  std::vector<__nv_bfloat16*> st(copies), bt(copies);
-  for (int i = 0; i < copies; ++i) {
-    CK(cudaMalloc(&w[i], wbytes));
-    CK(cudaMalloc(&st[i], groups * c.N * 2));
-    CK(cudaMalloc(&bt[i], groups * c.N * 2));
-    fill_words<<<1024, 256, 0, s>>>(w[i], int64_t(wbytes / 4), 11 + i);
-    fill_bf16<<<1024, 256, 0, s>>>(reinterpret_cast<uint16_t*>(st[i]), groups * c.N, 21 + i, 0.002f,
-                                   0.01f);
-    fill_bf16<<<1024, 256, 0, s>>>(reinterpret_cast<uint16_t*>(bt[i]), groups * c.N, 31 + i, -0.04f,
-                                   0.04f);
-  }
+  const RotatedWeights rw(c.N, c.K, c.bits, groups, s);
+  const int copies = rw.copies();
   __nv_bfloat16 *x, *y;
   CK(cudaMalloc(&x, c.M * c.K * 2));
   CK(cudaMalloc(&y, c.M * c.N * 2));
@@ -87,7 +74,7 @@ void run_case(const Case& c, cublasHandle_t blas, cudaStream_t s) {
     if ((inst.name[0] - '0') != c.bits) continue;
     qmm::cuda::fused::Problem p;
     p.M = c.M, p.N = c.N, p.K = c.K, p.group_size = int(gs), p.x = x, p.out = y;
-    p.w = w[0], p.scales_t = st[0], p.biases_t = bt[0];
+    p.w = rw.w[0], p.scales_t = rw.scales[0], p.biases_t = rw.biases[0];
     if (!inst.can_run(p)) {
       std::printf("%50s  %-26s cannot run\n", "", inst.name);
       continue;
@@ -107,7 +94,8 @@ void run_case(const Case& c, cublasHandle_t blas, cudaStream_t s) {
     }
     const double us = time_graph(s, [&](int i) {
       qmm::cuda::fused::Problem q = p;
-      q.w = w[i % copies], q.scales_t = st[i % copies], q.biases_t = bt[i % copies];
+      q.w = rw.w[i % copies], q.scales_t = rw.scales[i % copies],
+      q.biases_t = rw.biases[i % copies];
       inst.run(q, ws, s);
     });
     std::printf(
@@ -116,11 +104,6 @@ void run_case(const Case& c, cublasHandle_t blas, cudaStream_t s) {
         (long long)c.M, (long long)c.N, (long long)c.K, c.bits, inst.name, us, flop / us * 1e-6,
         blas_us / us, diff, mag);
     if (ws) CK(cudaFree(ws));
-  }
-  for (int i = 0; i < copies; ++i) {
-    CK(cudaFree(w[i]));
-    CK(cudaFree(st[i]));
-    CK(cudaFree(bt[i]));
   }
   CK(cudaFree(x));
   CK(cudaFree(y));

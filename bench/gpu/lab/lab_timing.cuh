@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -71,3 +72,34 @@ static __global__ void fill_bf16(uint16_t* p, int64_t n, uint32_t seed, float lo
     p[i] = __bfloat16_as_ushort(__float2bfloat16_rn(lo + (hi - lo) * u));
   }
 }
+
+// Random packed codes (`bits` per weight) with scales in [0.002, 0.01) and biases in
+// [-0.04, 0.04) ([N, groups] bf16), in enough copies that a graph of 20 calls reads beyond the
+// 50 MB L2: the fused and wgmma labs rotate through them.
+struct RotatedWeights {
+  std::vector<uint32_t*> w;
+  std::vector<uint16_t*> scales, biases;
+  RotatedWeights(int64_t N, int64_t K, int bits, int64_t groups, cudaStream_t s) {
+    const size_t wbytes = size_t(N) * K * bits / 8;
+    const int copies = int(std::max<size_t>(2, (size_t(160) << 20) / wbytes + 1));
+    w.resize(copies), scales.resize(copies), biases.resize(copies);
+    for (int i = 0; i < copies; ++i) {
+      CK(cudaMalloc(&w[i], wbytes));
+      CK(cudaMalloc(&scales[i], groups * N * 2));
+      CK(cudaMalloc(&biases[i], groups * N * 2));
+      fill_words<<<1024, 256, 0, s>>>(w[i], int64_t(wbytes / 4), 11 + i);
+      fill_bf16<<<1024, 256, 0, s>>>(scales[i], groups * N, 21 + i, 0.002f, 0.01f);
+      fill_bf16<<<1024, 256, 0, s>>>(biases[i], groups * N, 31 + i, -0.04f, 0.04f);
+    }
+  }
+  ~RotatedWeights() {
+    for (size_t i = 0; i < w.size(); ++i) {
+      cudaFree(w[i]);
+      cudaFree(scales[i]);
+      cudaFree(biases[i]);
+    }
+  }
+  RotatedWeights(const RotatedWeights&) = delete;
+  RotatedWeights& operator=(const RotatedWeights&) = delete;
+  int copies() const { return int(w.size()); }
+};

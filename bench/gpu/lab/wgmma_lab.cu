@@ -22,14 +22,15 @@ using namespace qmm::cuda;
 namespace {
 
 // Reference dequantization: one rounding of s * q + b, as the kernel.
-__global__ void dequant(const uint32_t* w, const __nv_bfloat16* s, const __nv_bfloat16* b,
-                        __nv_bfloat16* out, int64_t N, int64_t K, int gs) {
+__global__ void dequant(const uint32_t* w, const uint16_t* s, const uint16_t* b, __nv_bfloat16* out,
+                        int64_t N, int64_t K, int gs) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < N * K;
        i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t n = i / K, k = i % K;
     const float q = float((w[i / 8] >> (4 * (k % 8))) & 15u);
     const int64_t g = n * (K / gs) + k / gs;
-    out[i] = __float2bfloat16_rn(fmaf(q, __bfloat162float(s[g]), __bfloat162float(b[g])));
+    out[i] = __float2bfloat16_rn(fmaf(q, __bfloat162float(__ushort_as_bfloat16(s[g])),
+                                      __bfloat162float(__ushort_as_bfloat16(b[g]))));
   }
 }
 
@@ -49,8 +50,7 @@ int choose_splits(int tiles, int ksteps, int sms) {
 }
 
 template <int BN, int TOK>
-void run_variant(const Case& c, const char* name, std::vector<uint32_t*>& w,
-                 std::vector<__nv_bfloat16*>& sc, std::vector<__nv_bfloat16*>& bi, __nv_bfloat16* x,
+void run_variant(const Case& c, const char* name, const RotatedWeights& rw, __nv_bfloat16* x,
                  __nv_bfloat16* y, const std::vector<__nv_bfloat16>& ref, double blas_us, int sms,
                  cudaStream_t s) {
   const int tiles = ((c.N + BN - 1) / BN) * ((c.M + TOK - 1) / TOK);
@@ -73,9 +73,9 @@ void run_variant(const Case& c, const char* name, std::vector<uint32_t*>& w,
   CK(cudaMemset(trace, 0, 64 * 4 * 8));
   l.p.trace = trace;
   auto set = [&](int i) {
-    l.w = w[i];
-    l.p.scales = reinterpret_cast<const uint16_t*>(sc[i]);
-    l.p.biases = reinterpret_cast<const uint16_t*>(bi[i]);
+    l.w = rw.w[i];
+    l.p.scales = rw.scales[i];
+    l.p.biases = rw.biases[i];
   };
   set(0);
   CK(cudaMemsetAsync(y, 0, size_t(c.M) * c.N * 2, s));
@@ -111,7 +111,7 @@ void run_variant(const Case& c, const char* name, std::vector<uint32_t*>& w,
     diff = std::max(diff, std::isfinite(g) ? std::fabs(g - r) : 1e30);
     mag = std::max(mag, std::fabs(r));
   }
-  const int copies = int(w.size());
+  const int copies = rw.copies();
   const double us = time_graph(s, [&](int i) {
     set(i % copies);
     wgmma::launch<BN, TOK, 4, __nv_bfloat16>(l, s);
@@ -122,24 +122,13 @@ void run_variant(const Case& c, const char* name, std::vector<uint32_t*>& w,
               diff > 2e-2 * mag ? "  WRONG" : "");
   CK(cudaFree(partials));
   CK(cudaFree(counters));
+  CK(cudaFree(trace));
 }
 
 void run_case(const Case& c, cublasHandle_t blas, int sms, cudaStream_t s) {
   const int64_t groups = c.K / c.gs;
-  const size_t wbytes = size_t(c.N) * c.K / 2;
-  const int copies = int(std::max<size_t>(2, (160u << 20) / wbytes + 1));
-  std::vector<uint32_t*> w(copies);
-  std::vector<__nv_bfloat16*> sc(copies), bi(copies);
-  for (int i = 0; i < copies; ++i) {
-    CK(cudaMalloc(&w[i], wbytes));
-    CK(cudaMalloc(&sc[i], groups * c.N * 2));
-    CK(cudaMalloc(&bi[i], groups * c.N * 2));
-    fill_words<<<1024, 256, 0, s>>>(w[i], int64_t(wbytes / 4), 11 + i);
-    fill_bf16<<<1024, 256, 0, s>>>(reinterpret_cast<uint16_t*>(sc[i]), groups * c.N, 21 + i, 0.002f,
-                                   0.01f);
-    fill_bf16<<<1024, 256, 0, s>>>(reinterpret_cast<uint16_t*>(bi[i]), groups * c.N, 31 + i, -0.04f,
-                                   0.04f);
-  }
+  const RotatedWeights rw(c.N, c.K, 4, groups, s);
+  const int copies = rw.copies();
   __nv_bfloat16 *x, *y, *wd;
   CK(cudaMalloc(&x, size_t(c.M) * c.K * 2));
   CK(cudaMalloc(&y, size_t(c.M) * c.N * 2));
@@ -149,8 +138,8 @@ void run_case(const Case& c, cublasHandle_t blas, int sms, cudaStream_t s) {
   std::vector<__nv_bfloat16*> wds(dcopies);
   for (int i = 0; i < dcopies; ++i) {
     CK(cudaMalloc(&wds[i], dbytes));
-    dequant<<<2048, 256, 0, s>>>(w[i % copies], sc[i % copies], bi[i % copies], wds[i], c.N, c.K,
-                                 c.gs);
+    dequant<<<2048, 256, 0, s>>>(rw.w[i % copies], rw.scales[i % copies], rw.biases[i % copies],
+                                 wds[i], c.N, c.K, c.gs);
   }
   wd = wds[0];
   cublasSetStream(blas, s);
@@ -167,15 +156,9 @@ void run_case(const Case& c, cublasHandle_t blas, int sms, cudaStream_t s) {
   const double blas_us = time_graph(s, [&](int i) { gemm(wds[i % dcopies]); });
   for (auto p : wds) CK(cudaFree(p));
   std::printf("M=%d N=%d K=%d g%d: cublas-bf16 %.1f us\n", c.M, c.N, c.K, c.gs, blas_us);
-  run_variant<256, 64>(c, "256x64", w, sc, bi, x, y, ref, blas_us, sms, s);
-  run_variant<128, 64>(c, "128x64", w, sc, bi, x, y, ref, blas_us, sms, s);
-  run_variant<128, 128>(c, "128x128", w, sc, bi, x, y, ref, blas_us, sms, s);
-
-  for (int i = 0; i < copies; ++i) {
-    CK(cudaFree(w[i]));
-    CK(cudaFree(sc[i]));
-    CK(cudaFree(bi[i]));
-  }
+  run_variant<256, 64>(c, "256x64", rw, x, y, ref, blas_us, sms, s);
+  run_variant<128, 64>(c, "128x64", rw, x, y, ref, blas_us, sms, s);
+  run_variant<128, 128>(c, "128x128", rw, x, y, ref, blas_us, sms, s);
   CK(cudaFree(x));
   CK(cudaFree(y));
 }
