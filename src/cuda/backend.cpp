@@ -93,6 +93,40 @@ PrefillChoice prefill_choice() {
 }
 bool use_fused_prefill() { return prefill_choice() != PrefillChoice::cublas; }
 
+// The kernel family of a dense (not gathered) problem: the one decision matmul() takes, also
+// named for the benchmark's labels (dense_kernel_name) so that no copy of it lives elsewhere.
+enum class DenseKernel { decode, cuda_core, wgmma, fused, prefill };
+DenseKernel choose_dense(const MatmulArgs& a) {
+  const bool fast = mma_supported(a);
+  // The measured table (or QMM_CUDA_PREFILL=fused / wgmma) picks a fused kernel; where it does,
+  // it takes over from the decode kernel above M = kFusedMinRows.
+  const bool wgmma =
+      prefill_choice() == PrefillChoice::wgmma && a.M > kFusedMinRows && wgmma_takes(a);
+  const bool fused =
+      wgmma || (use_fused_prefill() && fused_supported(a) &&
+                (prefill_choice() == PrefillChoice::fused ? a.M > kFusedMinRows
+                                                          : fused_by_table(a.M, a.N, a.K)));
+  if (fast && (a.M <= kFusedMinRows || (!fused && a.M <= kDecodeMaxRows)))
+    return DenseKernel::decode;
+  if (!fast && (a.M <= kGenericMaxRows || qmv_f32_takes(a))) return DenseKernel::cuda_core;
+  if (wgmma) return DenseKernel::wgmma;
+  return fused ? DenseKernel::fused : DenseKernel::prefill;
+}
+
+// The same for gather_qmm (a.batch items of a.M rows over `experts` weight matrices).
+enum class GatherKernel { direct_decode, grouped_decode, grouped_fused, routed_cuda_core };
+GatherKernel choose_gather(const MatmulArgs& a, int64_t experts) {
+  const int64_t B = a.batch;
+  if (!mma_supported(a)) return GatherKernel::routed_cuda_core;
+  // At most one chunk of rows in all (one token's top-k experts): no routing launch.
+  if (B * a.M <= kDirectGatherMaxRows) return GatherKernel::direct_decode;
+  // Many rows per expert: the grouped fused kernel (one launch over all experts' tiles).
+  if (use_fused_prefill() && fused_supported(a) &&
+      B * a.M >= grouped_min_rows() * std::min(B, experts))
+    return GatherKernel::grouped_fused;
+  return GatherKernel::grouped_decode;
+}
+
 // Collapses a strided view: merges axes that are contiguous with each other, drops size-1 axes.
 StridedView view_of(const Array& a) {
   const auto& impl = *a.impl();
@@ -241,16 +275,9 @@ class CudaBackend final : public core::Backend {
     const bool fast = mma_supported(a);
 
     if (!gathered) {
-      // The measured table (or QMM_CUDA_PREFILL=fused) picks the fused kernel; where it does,
-      // it takes over from the decode kernel above M = kFusedMinRows.
-      const bool wgmma =
-          prefill_choice() == PrefillChoice::wgmma && p.M > kFusedMinRows && wgmma_takes(a);
-      const bool fused =
-          wgmma || (use_fused_prefill() && fused_supported(a) &&
-                    (prefill_choice() == PrefillChoice::fused ? p.M > kFusedMinRows
-                                                              : fused_by_table(p.M, p.N, p.K)));
-      const bool decode = fast && (p.M <= kFusedMinRows || (!fused && p.M <= kDecodeMaxRows));
-      const bool generic = !fast && (p.M <= kGenericMaxRows || qmv_f32_takes(a));
+      const DenseKernel kernel = choose_dense(a);
+      const bool decode = kernel == DenseKernel::decode;
+      const bool generic = kernel == DenseKernel::cuda_core;
       if (!decode && !generic) {
         // Large M: dequantize + cuBLAS, batch maps computed on the host from the strides.
         std::vector<int64_t> xb(p.batch), wb(p.batch);
@@ -258,9 +285,9 @@ class CudaBackend final : public core::Backend {
           xb[b] = p.batch == 1 ? 0 : core::map_batch(p.x_map, p.batch_shape, b, nullptr);
           wb[b] = p.batch == 1 ? 0 : core::map_batch(p.w_map, p.batch_shape, b, nullptr);
         }
-        if (wgmma) {
+        if (kernel == DenseKernel::wgmma) {
           for (int64_t b = 0; b < p.batch; ++b) launch_wgmma(a, b, xb[b], wb[b], ctx, st);
-        } else if (fused) {
+        } else if (kernel == DenseKernel::fused) {
           for (int64_t b = 0; b < p.batch; ++b) launch_fused(a, b, xb[b], wb[b], ctx, st);
         } else {
           launch_prefill(a, xb, wb, ctx, st);
@@ -297,7 +324,8 @@ class CudaBackend final : public core::Backend {
     const bool group = fast;
     const int64_t B = p.batch;
     const int64_t E = p.w_batches;
-    if (fast && B * p.M <= kDirectGatherMaxRows) {
+    const GatherKernel kernel = choose_gather(a, E);
+    if (kernel == GatherKernel::direct_decode) {
       // At most one chunk of rows in all (one token's top-k experts): each item is its own
       // slot and the decode kernel resolves and checks the indices itself, so no routing
       // launch precedes it. Items are not grouped by expert: a repeated index re-reads that
@@ -344,9 +372,7 @@ class CudaBackend final : public core::Backend {
       a.num_work = r.num_work;
       a.work_slots = work_slots;
       a.rows_per_chunk = rows_per_chunk;
-      // Many rows per expert: the grouped fused kernel (one launch over all experts' tiles).
-      if (use_fused_prefill() && fused_supported(a) &&
-          B * p.M >= grouped_min_rows() * std::min(B, E)) {
+      if (kernel == GatherKernel::grouped_fused) {
         launch_fused_grouped(a, E, max_segments, ctx, st);
         return;
       }
@@ -374,6 +400,35 @@ class CudaBackend final : public core::Backend {
 }  // namespace
 
 std::unique_ptr<core::Backend> make_backend() { return std::make_unique<CudaBackend>(); }
+
+namespace {
+// launch_qmm_generic's order: qmv_f32, then the vectorised kernel, then the plain one.
+std::string cuda_core_kernel_name(const MatmulArgs& a) {
+  return qmv_f32_takes(a) ? "qmv_f32" : simt_supported(a) ? "qmv_simt" : "generic";
+}
+}  // namespace
+
+std::string dense_kernel_name(const MatmulArgs& a) {
+  switch (choose_dense(a)) {
+    case DenseKernel::decode: return "qmv_mma";
+    case DenseKernel::cuda_core: return cuda_core_kernel_name(a);
+    case DenseKernel::wgmma: return wgmma_tile_name(a.M);
+    case DenseKernel::fused: {
+      const char* name = fused_instance_name(a.spec.bits, a.dtype, a.M, a.N, a.sm_count);
+      return name ? name : "fused";
+    }
+    default: return "dequant+cublas";
+  }
+}
+
+std::string gather_kernel_name(const MatmulArgs& a, int64_t experts) {
+  switch (choose_gather(a, experts)) {
+    case GatherKernel::direct_decode: return "qmv_mma(direct)";
+    case GatherKernel::grouped_decode: return "route+qmv_mma(grouped)";
+    case GatherKernel::grouped_fused: return "route+fused(grouped)";
+    default: return "route+" + cuda_core_kernel_name(a);
+  }
+}
 
 void set_prefill_path(const char* name) {
   g_prefill_choice.store(static_cast<int>(parse_prefill(name ? name : "table")),

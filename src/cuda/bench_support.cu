@@ -70,22 +70,37 @@ DeviceInfo device_info(int device) {
   return {prop.name, ctx.sm_count(), ctx.l2_bytes(), prop.totalGlobalMem};
 }
 
-std::string fused_kernel_name(int device, int bits, Dtype dtype, int64_t M, int64_t N) {
-  const char* name = fused_instance_name(bits, dtype, M, N, context(device).sm_count());
-  return name ? name : "";
-}
-
-std::string wgmma_kernel_name(int bits, int group_size, Dtype dtype, int64_t M, int64_t N,
-                              int64_t K) {
-  MatmulArgs a;  // null operand pointers: aligned
-  a.spec.mode = core::QuantMode::affine;
+namespace {
+// A transposed problem with aligned operands as the dispatch sees it (null pointers count as
+// aligned; affine problems get a bias pointer).
+MatmulArgs args_for(int device, const std::string& mode, int bits, int group_size, Dtype dtype,
+                    int64_t M, int64_t N, int64_t K, int64_t batch) {
+  MatmulArgs a;
+  a.spec.mode = core::parse_mode(mode, "bench");
   a.spec.bits = bits;
   a.spec.group_size = group_size;
+  a.transpose = true;
   a.dtype = dtype;
-  a.M = M, a.N = N, a.K = K;
+  a.M = M, a.N = N, a.K = K, a.batch = batch;
+  a.w_rows = N;
+  a.w_words = a.spec.packed_cols(K);
+  a.s_cols = K / group_size;
   alignas(16) static const char bias_tag[16] = {};
-  a.biases = bias_tag;  // affine problems always have biases here
-  return wgmma_takes(a) ? wgmma_tile_name(M) : "";
+  if (a.spec.mode == core::QuantMode::affine) a.biases = bias_tag;
+  a.sm_count = context(device).sm_count();
+  return a;
+}
+}  // namespace
+
+std::string dense_kernel_name(int device, const std::string& mode, int bits, int group_size,
+                              Dtype dtype, int64_t M, int64_t N, int64_t K) {
+  return cuda::dense_kernel_name(args_for(device, mode, bits, group_size, dtype, M, N, K, 1));
+}
+
+std::string gather_kernel_name(int device, const std::string& mode, int bits, int group_size,
+                               Dtype dtype, int64_t items, int64_t experts, int64_t N, int64_t K) {
+  return cuda::gather_kernel_name(args_for(device, mode, bits, group_size, dtype, 1, N, K, items),
+                                  experts);
 }
 
 double read_bandwidth_GBps(int device, size_t bytes, int iters) {

@@ -19,14 +19,15 @@ struct DeviceInfo {
 };
 DeviceInfo device_info(int device);
 
-// The fused prefill instance the library picks for an affine (bits, dtype) problem of M x N on
-// `device` ("fused/affine4/bf16/128x128", ...), or "" where none is built for it.
-std::string fused_kernel_name(int device, int bits, Dtype dtype, int64_t M, int64_t N);
-// The hand-written Hopper kernel's tile for an affine (bits, group) problem M x N x K with
-// aligned operands ("wgmma/affine4/128x64", ...), or "" where it does not take the problem
-// (the library's own rule, wgmma_takes).
-std::string wgmma_kernel_name(int bits, int group_size, Dtype dtype, int64_t M, int64_t N,
-                              int64_t K);
+// The kernel the library's dense dispatch runs a transposed (mode, bits, group) problem of
+// M x N x K on, with aligned operands, on `device` ("qmv_mma", "fused/affine4/bf16/128x128",
+// "dequant+cublas", ...): the dispatch's own decision, not a copy of it.
+std::string dense_kernel_name(int device, const std::string& mode, int bits, int group_size,
+                              Dtype dtype, int64_t M, int64_t N, int64_t K);
+// The same for gather_qmm: `items` (token, expert) pairs of one row each over `experts` weight
+// matrices ("qmv_mma(direct)", "route+fused(grouped)", ...).
+std::string gather_kernel_name(int device, const std::string& mode, int bits, int group_size,
+                               Dtype dtype, int64_t items, int64_t experts, int64_t N, int64_t K);
 
 // Read-only bandwidth (GB/s) of a reduction over `bytes` of device memory, median of `iters`.
 double read_bandwidth_GBps(int device, size_t bytes, int iters = 10);

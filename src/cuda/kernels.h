@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/backend.h"
@@ -152,6 +153,12 @@ void launch_wgmma(const MatmulArgs& a, int64_t b, int64_t xb, int64_t wb, Device
                   cudaStream_t stream);
 // The tile launch_wgmma uses for M token rows (benchmark labels).
 const char* wgmma_tile_name(int64_t M);
+
+// backend.cpp: the kernel the dense dispatch runs `a` on ("qmv_mma", "qmv_f32", "qmv_simt",
+// "generic", a fused or wgmma instance name, "dequant+cublas"); benchmark labels.
+std::string dense_kernel_name(const MatmulArgs& a);
+// The same for gather_qmm: a.batch items of a.M rows over `experts` weight matrices.
+std::string gather_kernel_name(const MatmulArgs& a, int64_t experts);
 
 // fused/fused_dispatch.cu (built when CUTLASS is found: QMM_HAVE_FUSED): the fused Hopper
 // prefill kernel. fused_supported: affine 4/8-bit, transpose, bf16/fp16, group % 64 == 0,

@@ -98,44 +98,9 @@ struct Measured {
   std::string kernel;
 };
 
-// QMM_CUDA_PREFILL=cublas turns the fused kernels off, =fused forces them for every M above the
-// decode range, =wgmma puts the hand-written kernel there where it takes the problem
-// (cuda/backend.cpp).
-bool prefill_forced(const char* what) {
-  const char* forced = std::getenv("QMM_CUDA_PREFILL");
-  return forced && std::string(forced) == what;
-}
-bool fused_forced_off() { return prefill_forced("cublas"); }
-
+// The kernel label comes from the library's own dispatch (QMM_CUDA_PREFILL included).
 std::string dense_kernel(const Case& c) {
-  const bool mma =
-      (c.dt == Dtype::bfloat16 || (c.dt == Dtype::float16 && c.mode == "affine")) && c.K % 32 == 0;
-  // Mirrors cuda/backend.cpp (fused_by_table); the tile comes from the library.
-  const bool fused_ok = !fused_forced_off() && c.mode == "affine" && (c.bits == 4 || c.bits == 8) &&
-                        c.dt != Dtype::float32 && c.gs % 64 == 0 && c.N % 8 == 0;
-  const bool by_table =
-      c.M > 16 && c.M <= 4096 && !(c.N * c.K <= int64_t(4096) * 4096 && c.M <= 512);
-  // QMM_CUDA_PREFILL=wgmma: the hand-written kernel where the library's rule takes the problem.
-  const std::string wgmma_name = prefill_forced("wgmma") && c.M > 16 && c.mode == "affine"
-                                     ? gb::wgmma_kernel_name(c.bits, c.gs, c.dt, c.M, c.N, c.K)
-                                     : "";
-  if (!wgmma_name.empty()) return wgmma_name;
-  const bool fused = fused_ok && (prefill_forced("fused") ? c.M > 16 : by_table);
-  if (mma && (c.M <= 16 || (!fused && c.M <= 32))) return "qmv_mma";
-  if (!mma && c.M <= (c.dt == Dtype::float32 ? 16 : 8) && c.K % 32 == 0) {
-    // Mirrors cuda/qmv_f32.cu (qmv_f32_takes): x rows (1, or 2 per CTA) staged as float with
-    // chunk sums; and backend.cpp (kGenericMaxRows = 8 for the older kernel).
-    const int64_t x_rows = c.M == 1 ? 1 : 2;
-    if (x_rows * (c.K / 32) * 33 * 4 <= 227 * 1024) return "qmv_f32";
-    if (c.M <= 8) return "qmv_simt";
-  }
-  if (!mma && c.M <= 8) return "generic";
-  if (fused) {
-    // The library's own tile choice (fused_dispatch.cu), not a copy of its rule.
-    const std::string name = gb::fused_kernel_name(0, c.bits, c.dt, c.M, c.N);
-    if (!name.empty()) return name;
-  }
-  return "dequant+cublas";
+  return gb::dense_kernel_name(0, c.mode, c.bits, c.gs, c.dt, c.M, c.N, c.K);
 }
 
 Measured run_dense(const Case& c, const Env& env, uint64_t seed) {
@@ -280,17 +245,7 @@ Measured run_moe(const Case& c, const Env& env, uint64_t seed) {
   m.bytes = active + double(B) * (c.K + c.N) * qmm::itemsize(c.dt);
   m.flops = 2.0 * B * c.N * c.K;
   m.floor_us = std::max(m.bytes / (env.read_gbps * 1e3), m.flops / (env.matmul_tflops * 1e6));
-  // Mirrors the gather dispatch of cuda/backend.cpp (kGroupedMinRows).
-  const char* min_rows_env = std::getenv("QMM_CUDA_GROUPED_MIN_ROWS");
-  const int64_t grouped_min_rows =
-      min_rows_env ? std::max<int64_t>(1, std::atoll(min_rows_env)) : 32;
-  const bool fused_grouped = !fused_forced_off() && c.mode == "affine" &&
-                             (c.bits == 4 || c.bits == 8) && c.dt != Dtype::float32 &&
-                             c.gs % 64 == 0 && c.N % 8 == 0 &&
-                             B >= grouped_min_rows * std::min<int64_t>(B, c.E);
-  m.kernel = c.dt == Dtype::float32 ? "route+generic"
-             : fused_grouped        ? "route+fused(grouped)"
-                                    : "route+qmv_mma(grouped)";
+  m.kernel = gb::gather_kernel_name(0, c.mode, c.bits, c.gs, c.dt, B, c.E, c.N, c.K);
   return m;
 }
 
