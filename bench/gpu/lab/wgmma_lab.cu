@@ -38,24 +38,13 @@ struct Case {
   int M, N, K, gs, splits;
 };
 
-int choose_splits(int tiles, int ksteps, int sms) {
-  int best = 1;
-  double best_score = -1;
-  for (int s = 1; s <= 8 && ksteps / s >= 8; ++s) {
-    const int ctas = tiles * s, waves = (ctas + sms - 1) / sms;
-    const double score = double(ctas) / (double(waves) * sms) - 0.02 * (s - 1);
-    if (score > best_score) best_score = score, best = s;
-  }
-  return best;
-}
-
 template <int BN, int TOK>
 void run_variant(const Case& c, const char* name, const RotatedWeights& rw, __nv_bfloat16* x,
                  __nv_bfloat16* y, const std::vector<__nv_bfloat16>& ref, double blas_us, int sms,
                  cudaStream_t s) {
   const int tiles = ((c.N + BN - 1) / BN) * ((c.M + TOK - 1) / TOK);
   const int ksteps = c.K / 64;
-  const int splits = c.splits > 0 ? c.splits : choose_splits(tiles, ksteps, sms);
+  const int splits = c.splits > 0 ? c.splits : wgmma::choose_splits(tiles, ksteps, sms);
   using T = wgmma::Tile<BN, TOK, 4, __nv_bfloat16>;
   float* partials = nullptr;
   int* counters = nullptr;

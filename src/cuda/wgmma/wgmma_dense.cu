@@ -18,19 +18,6 @@ namespace {
 // 8192^2 M=64 53 vs 59 us, M=128 91 vs 60; to be re-measured).
 constexpr int64_t kNarrowTileMaxRows = 64;
 
-// k splits: fill whole waves of one CTA per SM, at least 8 k steps per CTA, mild preference for
-// fewer splits (each costs a float32 partial tile and a reduction).
-int choose_splits(int64_t tiles, int64_t ksteps, int sms) {
-  int best = 1;
-  double best_score = -1;
-  for (int s = 1; s <= 8 && ksteps / s >= 8; ++s) {
-    const int64_t ctas = tiles * s, waves = (ctas + sms - 1) / sms;
-    const double score = double(ctas) / double(waves * sms) - 0.02 * (s - 1);
-    if (score > best_score) best_score = score, best = s;
-  }
-  return best;
-}
-
 template <int BN, int TOK, class Act>
 void run(const MatmulArgs& a, int64_t b, int64_t xb, int64_t wb, DeviceContext& ctx,
          cudaStream_t stream) {
@@ -38,7 +25,7 @@ void run(const MatmulArgs& a, int64_t b, int64_t xb, int64_t wb, DeviceContext& 
   const int64_t groups = a.K / a.spec.group_size;
   const int64_t tiles = ((a.N + BN - 1) / BN) * ((a.M + TOK - 1) / TOK);
   const int64_t ksteps = a.K / wgmma::kBK;
-  const int splits = choose_splits(tiles, ksteps, ctx.sm_count());
+  const int splits = wgmma::choose_splits(tiles, ksteps, ctx.sm_count());
   wgmma::Launch l;
   l.x = static_cast<const char*>(a.x) + xb * a.M * a.K * 2;
   l.w = a.w + wb * a.w_rows * a.w_words;

@@ -50,7 +50,10 @@ constexpr int kConsumers = 256;
 constexpr int kThreads = kConsumers + 64;  // + two producer warps (W ring, X ring)
 constexpr int kSmemLimit = 227 * 1024;
 // Groups of scales per row and W chunk: one 16-byte TMA box (the minimum), enough for the
-// chunk's 256 k at group size 32; 64 and 128 load groups of the next chunk too (from L2).
+// chunk's 256 k at group size 32; 64 and 128 load neighbouring groups too (from L2). The box
+// must start 16-byte aligned in the row: a TMA whose inner start coordinate is not (4 groups
+// in) stops the kernel with an illegal instruction (measured on the H100), so boxes start at a
+// multiple of 8 groups and the chunks at multiples of 256 k.
 constexpr int kChunkGroups = 8;
 static_assert(kWSteps * kBK / 32 <= kChunkGroups, "scale box covers a W chunk");
 
@@ -232,8 +235,12 @@ __global__ void __launch_bounds__(kThreads, 1)
   auto xempty = [&](int s) { return bar0 + 8u * (2 * kWStages + kXStages + s); };
 
   const int n0 = blockIdx.x * BN, m0 = blockIdx.y * TOK, split = blockIdx.z;
-  const int k_begin = int(int64_t(p.ksteps) * split / p.splits);
-  const int nk = int(int64_t(p.ksteps) * (split + 1) / p.splits) - k_begin;
+  // Splits start on W chunk boundaries, so every chunk starts at a multiple of 256 k and its
+  // groups lie in one 8-group scale box that starts 16-byte aligned (see kChunkGroups).
+  const int chunks_total = (p.ksteps + kWSteps - 1) / kWSteps;
+  const int k_begin = int(int64_t(chunks_total) * split / p.splits) * kWSteps;
+  const int k_end = min(p.ksteps, int(int64_t(chunks_total) * (split + 1) / p.splits) * kWSteps);
+  const int nk = k_end - k_begin;
   const int tid = threadIdx.x;
 
   if (tid == 0) {
@@ -259,8 +266,9 @@ __global__ void __launch_bounds__(kThreads, 1)
         mbar_expect_tx(wfull(s), T::kWBytes + T::kSBBytes);
         tma_load_2d(ws0 + s * T::kWBytes, &wmap, k0 * Bits / 8, n0, wfull(s));
         const uint32_t sb = sb0 + s * T::kSBBytes;
-        tma_load_2d(sb, &smap, k0 >> p.group_shift, n0, wfull(s));
-        tma_load_2d(sb + T::kSBBytes / 2, &bmap, k0 >> p.group_shift, n0, wfull(s));
+        const int g0 = (k0 >> p.group_shift) & ~(kChunkGroups - 1);
+        tma_load_2d(sb, &smap, g0, n0, wfull(s));
+        tma_load_2d(sb + T::kSBBytes / 2, &bmap, g0, n0, wfull(s));
       }
     } else if (tid == kConsumers + 32) {
       for (int i = 0; i < nk; ++i) {
@@ -290,9 +298,10 @@ __global__ void __launch_bounds__(kThreads, 1)
         reinterpret_cast<const uint16_t*>(base_ptr + (sb0 - base) + s * T::kSBBytes) +
         r * kChunkGroups;
     const uint16_t* bi = sc + BN * kChunkGroups;
-    // Group within the chunk's box (the chunk need not start on a group boundary at 128).
+    // Group within the chunk's box, which starts at the 8-aligned group below the chunk's first.
     const int chunk_k0 = (k_begin + t * kWSteps) * kBK;
-    const int gl = (((k_begin + step) * kBK + koff) >> p.group_shift) - (chunk_k0 >> p.group_shift);
+    const int gl = (((k_begin + step) * kBK + koff) >> p.group_shift) -
+                   ((chunk_k0 >> p.group_shift) & ~(kChunkGroups - 1));
     const uint32_t sbA = uint32_t(sc[gl]) | (uint32_t(bi[gl]) << 16);
     const uint32_t sbB = two_groups ? uint32_t(sc[gl + 1]) | (uint32_t(bi[gl + 1]) << 16) : sbA;
     // 16-byte pieces of this thread's row, 128-byte swizzled by the TMA.
@@ -429,6 +438,19 @@ EncodeTiled encode_tiled();  // the driver's cuTensorMapEncodeTiled (wgmma_host.
 bool make_map_2d(CUtensorMap* map, CUtensorMapDataType type, const void* ptr, uint64_t inner,
                  uint64_t rows, uint64_t row_bytes, uint32_t box_inner, uint32_t box_rows,
                  bool swizzle128);
+
+// k splits for few tiles: the count that best fills whole waves of CTAs (a small penalty per
+// extra split for its partials), keeping at least 8 k steps (two W chunks) per split.
+inline int choose_splits(int64_t tiles, int64_t ksteps, int sms) {
+  int best = 1;
+  double best_score = -1;
+  for (int s = 1; s <= 8 && ksteps / s >= 8; ++s) {
+    const int64_t ctas = tiles * s, waves = (ctas + sms - 1) / sms;
+    const double score = double(ctas) / double(waves * sms) - 0.02 * (s - 1);
+    if (score > best_score) best_score = score, best = s;
+  }
+  return best;
+}
 
 struct Launch {
   const void* x;  // [M, K]
