@@ -42,6 +42,13 @@ constexpr int64_t kDirectGatherMaxRows = 8;
 // too few tiles there (4096^2, M = 24..512: 24-47 us against 21-41 us).
 constexpr int64_t kFusedMinRows = 16;
 constexpr int64_t kFusedMaxRows = 4096;
+// Where the table picks a fused kernel and M <= this, the hand-written warp-specialised kernel
+// (wgmma/) runs instead of the CUTLASS instance when it takes the problem: H100, M = 17..64,
+// 4-bit g64 bf16, `qmm bench --sweep` both ways in one run (bench/gpu/README.md, "Session 7"):
+// 8192^2 37.7-38.8 vs 41.3-44.2 us, 14336x4096 32.3-33.5 vs 35.3-36.1, 4096x14336 35.3-36.3
+// vs 40.6-41.3, 28672x8192 114.9-117.8 vs 123.8-124.6, 8192x28672 102.1-106.4 vs 114.6-116.7.
+// Above 64 rows it converts W once per 64-token tile and loses (8192^2 M=96: 59.5 vs 48.9).
+constexpr int64_t kWgmmaMaxRows = 64;
 constexpr int64_t kSmallMatrixElems = int64_t(4096) * 4096;
 constexpr int64_t kSmallMatrixMaxRows = 512;
 
@@ -64,9 +71,9 @@ int64_t grouped_min_rows() {
 }
 
 // Which path runs where the fused kernel could: QMM_CUDA_PREFILL=cublas turns the fused kernels
-// off (decode + dequantize/cuBLAS as before), =fused uses them for every M above the decode
-// range, =wgmma puts the hand-written Hopper kernel there where it takes the problem (the
-// table elsewhere; opt-in until measured); unset, the measured table above decides.
+// off (decode + dequantize/cuBLAS as before), =fused uses the CUTLASS instances for every M
+// above the decode range, =wgmma the hand-written Hopper kernel there where it takes the
+// problem (the table elsewhere); unset, the measured table above decides.
 // Benchmarks use it to compare the paths.
 enum class PrefillChoice { table, fused, cublas, wgmma };
 PrefillChoice parse_prefill(const std::string& v) {
@@ -100,12 +107,13 @@ DenseKernel choose_dense(const MatmulArgs& a) {
   const bool fast = mma_supported(a);
   // The measured table (or QMM_CUDA_PREFILL=fused / wgmma) picks a fused kernel; where it does,
   // it takes over from the decode kernel above M = kFusedMinRows.
-  const bool wgmma =
-      prefill_choice() == PrefillChoice::wgmma && a.M > kFusedMinRows && wgmma_takes(a);
+  const PrefillChoice choice = prefill_choice();
+  const bool table_fused = choice == PrefillChoice::table && fused_by_table(a.M, a.N, a.K);
+  const bool wgmma = a.M > kFusedMinRows && wgmma_takes(a) &&
+                     (choice == PrefillChoice::wgmma || (table_fused && a.M <= kWgmmaMaxRows));
   const bool fused =
       wgmma || (use_fused_prefill() && fused_supported(a) &&
-                (prefill_choice() == PrefillChoice::fused ? a.M > kFusedMinRows
-                                                          : fused_by_table(a.M, a.N, a.K)));
+                (choice == PrefillChoice::fused ? a.M > kFusedMinRows : table_fused));
   if (fast && (a.M <= kFusedMinRows || (!fused && a.M <= kDecodeMaxRows)))
     return DenseKernel::decode;
   if (!fast && (a.M <= kGenericMaxRows || qmv_f32_takes(a))) return DenseKernel::cuda_core;
@@ -412,7 +420,7 @@ std::string dense_kernel_name(const MatmulArgs& a) {
   switch (choose_dense(a)) {
     case DenseKernel::decode: return "qmv_mma";
     case DenseKernel::cuda_core: return cuda_core_kernel_name(a);
-    case DenseKernel::wgmma: return wgmma_tile_name(a.M);
+    case DenseKernel::wgmma: return wgmma_tile_name();
     case DenseKernel::fused: {
       const char* name = fused_instance_name(a.spec.bits, a.dtype, a.M, a.N, a.sm_count);
       return name ? name : "fused";

@@ -144,15 +144,15 @@ void launch_prefill(const MatmulArgs& a, const std::vector<int64_t>& xb,
 void launch_dequant_tile(const MatmulArgs& a, int64_t wb, int64_t r0, int64_t r1, int64_t c0,
                          int64_t c1, void* dst, int64_t ld, cudaStream_t stream);
 
-// wgmma/wgmma_dense.cu: the hand-written Hopper prefill kernel, opt-in (QMM_CUDA_PREFILL=wgmma)
-// until its speed is measured (bench/gpu/README.md, "Session 6"). wgmma_takes: affine 4-bit,
+// wgmma/wgmma_dense.cu: the hand-written Hopper prefill kernel (warp-specialised, 128 W rows x
+// 64 tokens per CTA; bench/gpu/README.md, "Session 7"). wgmma_takes: affine 4-bit,
 // transpose, bf16/fp16, group 32/64/128, K % 64 == 0, K / group % 8 == 0 (TMA row strides),
 // N % 8 == 0, 16-byte aligned operands. launch_wgmma runs item b of a dense problem.
 bool wgmma_takes(const MatmulArgs& a);
 void launch_wgmma(const MatmulArgs& a, int64_t b, int64_t xb, int64_t wb, DeviceContext& ctx,
                   cudaStream_t stream);
-// The tile launch_wgmma uses for M token rows (benchmark labels).
-const char* wgmma_tile_name(int64_t M);
+// Its name in benchmark labels.
+const char* wgmma_tile_name();
 
 // backend.cpp: the kernel the dense dispatch runs `a` on ("qmv_mma", "qmv_f32", "qmv_simt",
 // "generic", a fused or wgmma instance name, "dequant+cublas"); benchmark labels.

@@ -412,9 +412,10 @@ TEST(GpuMatmul, FusedPrefillEdgeShapes) {
 }
 
 // The hand-written Hopper kernel (src/cuda/wgmma; affine 4-bit, bf16/fp16, group 32/64/128, K a
-// multiple of 64 with groups % 8 == 0, N % 8 == 0): both token tiles, M and N tails, k splits
-// over few tiles whose ranges start and end inside 4-step TMA chunks, broadcast batches. Shapes
-// it does not take (group 128 at K = 512 / 1536, K = 5 groups) fall back and must stay right.
+// multiple of 64 with groups % 8 == 0, N % 8 == 0), forced for every M (the table uses it to
+// M = 64): several 64-token tiles, M and N tails, k splits over few tiles (ranges on 4-step TMA
+// chunks, the last one short), broadcast batches. Shapes it does not take (group 128 at K = 512
+// / 1536, K = 5 groups) fall back and must stay right.
 TEST(GpuMatmul, WgmmaPrefillEdgeShapes) {
   qmm::cuda::set_prefill_path("wgmma");
   for (Dtype dt : {Dtype::bfloat16, Dtype::float16})

@@ -378,7 +378,9 @@ int run_gpu_bench(const std::vector<std::string>& args) {
   bool quick = false;
   std::string out, filter;
   std::optional<Case> one;
-  std::vector<Case> sweep;
+  std::vector<Case> sweep;  // shapes of --sweep (M filled in below)
+  std::vector<int64_t> sweep_rows = {1,  2,   4,   8,   12,  16,  24,   32,   48,   64,
+                                     96, 128, 192, 256, 384, 512, 1024, 2048, 4096, 8192};
   std::vector<int64_t> token_list;
   bool moe_only = false;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -411,16 +413,19 @@ int run_gpu_bench(const std::vector<std::string>& args) {
         std::fprintf(stderr, "--sweep N,K[,mode,bits,group_size,dtype]\n");
         return 2;
       }
-      for (int64_t M : {1,  2,   4,   8,   12,  16,  24,   32,   48,   64,
-                        96, 128, 192, 256, 384, 512, 1024, 2048, 4096, 8192}) {
-        Case c = base;
-        c.M = M;
-        sweep.push_back(c);
+      sweep.push_back(base);
+    } else if (args[i] == "--rows" && i + 1 < args.size()) {
+      // The M values of --sweep instead of the dispatch table's (comma-separated).
+      sweep_rows.clear();
+      for (const char* p = args[++i].c_str(); *p;) {
+        char* end;
+        sweep_rows.push_back(std::strtoll(p, &end, 10));
+        p = *end ? end + 1 : end;
       }
     } else if (args[i] == "--help" || args[i] == "-h") {
       std::printf(
           "qmm bench --device gpu [--quick] [--filter TEXT] [--case M,N,K[,mode,bits,gs,dtype]] "
-          "[--sweep N,K[,mode,bits,gs,dtype]] [--tokens T1,T2,...] "
+          "[--sweep N,K[,mode,bits,gs,dtype] [--rows M1,M2,...]] [--tokens T1,T2,...] "
           "[--out FILE]\n");
       return 0;
     }
@@ -460,7 +465,12 @@ int run_gpu_bench(const std::vector<std::string>& args) {
   if (one) {
     cases.push_back(*one);
   } else if (!sweep.empty()) {
-    cases = sweep;
+    for (const Case& base : sweep)
+      for (int64_t M : sweep_rows) {
+        Case c = base;
+        c.M = M;
+        cases.push_back(c);
+      }
   } else {
     if (!moe_only) cases = dense_cases(quick);
     for (auto& c : moe_cases(quick, token_list)) cases.push_back(c);

@@ -19,14 +19,22 @@ struct ProbeCase {
   CUtensorMapL2promotion l2;
 };
 const ProbeCase kCases[] = {
-    {"u16 box 8x128 L2-256", CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, 8, 128, 0, CU_TENSOR_MAP_L2_PROMOTION_L2_256B},
-    {"u16 box 8x128 L2-none", CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, 8, 128, 0, CU_TENSOR_MAP_L2_PROMOTION_NONE},
-    {"u16 box 16x128 L2-256", CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, 16, 128, 0, CU_TENSOR_MAP_L2_PROMOTION_L2_256B},
-    {"u8 box 16x128 L2-256", CU_TENSOR_MAP_DATA_TYPE_UINT8, 1, 16, 128, 0, CU_TENSOR_MAP_L2_PROMOTION_L2_256B},
-    {"u16 box 8x128 c0=8", CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, 8, 128, 8, CU_TENSOR_MAP_L2_PROMOTION_L2_256B},
-    {"u16 box 8x128 c0=4", CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, 8, 128, 4, CU_TENSOR_MAP_L2_PROMOTION_L2_256B},
-    {"u16 box 8x64 L2-none", CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, 8, 64, 0, CU_TENSOR_MAP_L2_PROMOTION_NONE},
-    {"u16 box 32x128 L2-none", CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, 32, 128, 0, CU_TENSOR_MAP_L2_PROMOTION_NONE},
+    {"u16 box 8x128 L2-256", CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, 8, 128, 0,
+     CU_TENSOR_MAP_L2_PROMOTION_L2_256B},
+    {"u16 box 8x128 L2-none", CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, 8, 128, 0,
+     CU_TENSOR_MAP_L2_PROMOTION_NONE},
+    {"u16 box 16x128 L2-256", CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, 16, 128, 0,
+     CU_TENSOR_MAP_L2_PROMOTION_L2_256B},
+    {"u8 box 16x128 L2-256", CU_TENSOR_MAP_DATA_TYPE_UINT8, 1, 16, 128, 0,
+     CU_TENSOR_MAP_L2_PROMOTION_L2_256B},
+    {"u16 box 8x128 c0=8", CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, 8, 128, 8,
+     CU_TENSOR_MAP_L2_PROMOTION_L2_256B},
+    {"u16 box 8x128 c0=4", CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, 8, 128, 4,
+     CU_TENSOR_MAP_L2_PROMOTION_L2_256B},
+    {"u16 box 8x64 L2-none", CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, 8, 64, 0,
+     CU_TENSOR_MAP_L2_PROMOTION_NONE},
+    {"u16 box 32x128 L2-none", CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, 32, 128, 0,
+     CU_TENSOR_MAP_L2_PROMOTION_NONE},
 };
 
 __global__ void probe(const __grid_constant__ CUtensorMap map, int c0, int bytes, uint8_t* out) {
@@ -44,9 +52,11 @@ __global__ void probe(const __grid_constant__ CUtensorMap map, int c0, int bytes
   for (int i = threadIdx.x; i < bytes; i += blockDim.x) out[i] = buf[i];
 }
 
-__global__ void probe4(const __grid_constant__ CUtensorMap m0, const __grid_constant__ CUtensorMap m1,
-                       const __grid_constant__ CUtensorMap m2, const __grid_constant__ CUtensorMap m3,
-                       int k, int c0, int bytes, uint8_t* out) {
+__global__ void probe4(const __grid_constant__ CUtensorMap m0,
+                       const __grid_constant__ CUtensorMap m1,
+                       const __grid_constant__ CUtensorMap m2,
+                       const __grid_constant__ CUtensorMap m3, int k, int c0, int bytes,
+                       uint8_t* out) {
   __shared__ alignas(1024) uint8_t buf[16384];
   __shared__ alignas(8) uint64_t bar;
   const uint32_t b = smem_addr(&bar), d = smem_addr(buf);
@@ -95,9 +105,9 @@ int main(int argc, char** argv) {
   const cuuint64_t strides[1] = {cuuint64_t(inner_bytes)};
   const cuuint32_t box[2] = {cuuint32_t(c.box_inner), cuuint32_t(c.box_rows)};
   const cuuint32_t es[2] = {1, 1};
-  const CUresult r = encode_tiled()(&map, c.type, 2, src, dims, strides, box, es,
-                                    CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
-                                    c.l2, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  const CUresult r =
+      encode_tiled()(&map, c.type, 2, src, dims, strides, box, es, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                     CU_TENSOR_MAP_SWIZZLE_NONE, c.l2, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   const int bytes = c.box_inner * c.elem * c.box_rows;
   probe<<<1, 128>>>(map, c.c0, bytes, out);
   const cudaError_t e = cudaDeviceSynchronize();
@@ -110,7 +120,8 @@ int main(int argc, char** argv) {
     for (int i = 0; i < bytes; ++i)
       bad += got[i] != host[size_t(i / row_bytes) * inner_bytes + c.c0 * c.elem + i % row_bytes];
   }
-  std::printf("%-26s encode %d  run %s  mismatches %d\n", c.what, int(r), cudaGetErrorString(e), bad);
+  std::printf("%-26s encode %d  run %s  mismatches %d\n", c.what, int(r), cudaGetErrorString(e),
+              bad);
   if (argc > 2) {  // the same map as the k-th of four tensor-map parameters
     const int k = std::atoi(argv[2]);
     probe4<<<1, 128>>>(map, map, map, map, k, c.c0, bytes, out);

@@ -1,4 +1,4 @@
-// Lab of the hand-written Hopper fused kernel (src/cuda/wgmma/): checks each tile variant against
+// Lab of the hand-written Hopper fused kernel (src/cuda/wgmma/): checks the kernel against
 // cuBLAS on the dequantized weight (same s * q + b rounding) and times both, weights rotated
 // beyond L2. Built here by wgmma_lab.sh and carried to the GPU machine:
 //   wgmma_lab [M,N,K[,group[,splits]] ...]
@@ -14,7 +14,7 @@
 #include <vector>
 
 #define QMM_WGMMA_TRACE 1
-#include "cuda/wgmma/wgmma_qmm.cuh"
+#include "cuda/wgmma/wgmma_ws.cuh"
 #include "lab_timing.cuh"
 
 using namespace qmm::cuda;
@@ -38,17 +38,16 @@ struct Case {
   int M, N, K, gs, splits;
 };
 
-template <int BN, int TOK>
-void run_variant(const Case& c, const char* name, const RotatedWeights& rw, __nv_bfloat16* x,
-                 __nv_bfloat16* y, const std::vector<__nv_bfloat16>& ref, double blas_us, int sms,
-                 cudaStream_t s) {
-  const int tiles = ((c.N + BN - 1) / BN) * ((c.M + TOK - 1) / TOK);
+void run_kernel(const Case& c, const char* name, const RotatedWeights& rw, __nv_bfloat16* x,
+                __nv_bfloat16* y, const std::vector<__nv_bfloat16>& ref, double blas_us, int sms,
+                cudaStream_t s) {
+  using T = wgmma::WsTile<4, __nv_bfloat16>;
+  const int tiles = ((c.N + T::BN - 1) / T::BN) * ((c.M + T::TOK - 1) / T::TOK);
   const int ksteps = c.K / 64;
   const int splits = c.splits > 0 ? c.splits : wgmma::choose_splits(tiles, ksteps, sms);
-  using T = wgmma::Tile<BN, TOK, 4, __nv_bfloat16>;
   float* partials = nullptr;
   int* counters = nullptr;
-  CK(cudaMalloc(&partials, size_t(splits) * tiles * T::kAcc * wgmma::kConsumers * 4 + 16));
+  CK(cudaMalloc(&partials, size_t(splits) * tiles * T::kAcc * T::kMmaThreads * 4 + 16));
   CK(cudaMalloc(&counters, size_t(tiles) * 4));
   CK(cudaMemset(counters, 0, size_t(tiles) * 4));
   wgmma::Launch l;
@@ -68,7 +67,8 @@ void run_variant(const Case& c, const char* name, const RotatedWeights& rw, __nv
   };
   set(0);
   CK(cudaMemsetAsync(y, 0, size_t(c.M) * c.N * 2, s));
-  cudaError_t e = wgmma::launch<BN, TOK, 4, __nv_bfloat16>(l, s);
+  auto go = [&] { return wgmma::launch_ws<4, __nv_bfloat16>(l, s); };
+  cudaError_t e = go();
   if (e != cudaSuccess) {
     std::printf("  %-14s launch failed: %s\n", name, cudaGetErrorString(e));
     return;
@@ -76,20 +76,20 @@ void run_variant(const Case& c, const char* name, const RotatedWeights& rw, __nv
   CK(cudaStreamSynchronize(s));
   l.p.trace = nullptr;  // the timed launches run untraced (the trace's stores meet the fences)
   {
-    // Per-step clocks of one consumer thread: step start -> wgmma issued -> previous wgmma
-    // done -> next step converted -> next step start.
     std::vector<long long> t(64 * 4);
     CK(cudaMemcpy(t.data(), trace, t.size() * 8, cudaMemcpyDeviceToHost));
     double a = 0, b = 0, cc = 0, d = 0;
     int n = 0;
-    for (int i = 4; i + 1 < std::min(64, ksteps / splits); ++i, ++n) {
+    for (int i = 4; i + 1 < std::min(64, ksteps / splits - 1); ++i, ++n) {
       a += t[i * 4 + 1] - t[i * 4];
       b += t[i * 4 + 2] - t[i * 4 + 1];
       cc += t[i * 4 + 3] - t[i * 4 + 2];
       d += t[(i + 1) * 4] - t[i * 4 + 3];
     }
+    // MMA warpgroup, thread 0 of CTA 0: step start -> inputs ready -> wgmma issued -> previous
+    // step's wgmma done -> next step start.
     if (n)
-      std::printf("  %-14s cycles/step: issue %.0f  wait %.0f  convert %.0f  fence+sync %.0f\n",
+      std::printf("  %-14s cycles/step: wait inputs %.0f  issue %.0f  wgmma wait %.0f  rest %.0f\n",
                   name, a / n, b / n, cc / n, d / n);
   }
   std::vector<__nv_bfloat16> got(size_t(c.M) * c.N);
@@ -103,7 +103,7 @@ void run_variant(const Case& c, const char* name, const RotatedWeights& rw, __nv
   const int copies = rw.copies();
   const double us = time_graph(s, [&](int i) {
     set(i % copies);
-    wgmma::launch<BN, TOK, 4, __nv_bfloat16>(l, s);
+    go();
   });
   const double flop = 2.0 * c.M * c.N * c.K;
   std::printf("  %-14s splits %d  %8.1f us %6.1f TFLOP/s %5.2fx cublas  err %.1e of %.1e%s\n", name,
@@ -145,9 +145,7 @@ void run_case(const Case& c, cublasHandle_t blas, int sms, cudaStream_t s) {
   const double blas_us = time_graph(s, [&](int i) { gemm(wds[i % dcopies]); });
   for (auto p : wds) CK(cudaFree(p));
   std::printf("M=%d N=%d K=%d g%d: cublas-bf16 %.1f us\n", c.M, c.N, c.K, c.gs, blas_us);
-  run_variant<256, 64>(c, "256x64", rw, x, y, ref, blas_us, sms, s);
-  run_variant<128, 64>(c, "128x64", rw, x, y, ref, blas_us, sms, s);
-  run_variant<128, 128>(c, "128x128", rw, x, y, ref, blas_us, sms, s);
+  run_kernel(c, "ws 128x64", rw, x, y, ref, blas_us, sms, s);
   CK(cudaFree(x));
   CK(cudaFree(y));
 }

@@ -1,5 +1,5 @@
-// Dense problems on the hand-written Hopper kernel (wgmma_qmm.cuh): which problems it takes,
-// the tile by token rows, the k split, the workspace.
+// Dense problems on the hand-written Hopper kernel (wgmma_ws.cuh): which problems it takes, the
+// k split, the workspace.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -8,22 +8,18 @@
 
 #include "cuda/kernels.h"
 #include "cuda/runtime.h"
-#include "cuda/wgmma/wgmma_qmm.cuh"
+#include "cuda/wgmma/wgmma_ws.cuh"
 
 namespace qmm::cuda {
 
 namespace {
 
-// 128 W rows x 64 tokens up to here, 128 x 128 above (lab, session 6, before the scale TMA:
-// 8192^2 M=64 53 vs 59 us, M=128 91 vs 60; to be re-measured).
-constexpr int64_t kNarrowTileMaxRows = 64;
-
-template <int BN, int TOK, class Act>
+template <class Act>
 void run(const MatmulArgs& a, int64_t b, int64_t xb, int64_t wb, DeviceContext& ctx,
          cudaStream_t stream) {
-  using T = wgmma::Tile<BN, TOK, 4, Act>;
+  using T = wgmma::WsTile<4, Act>;
   const int64_t groups = a.K / a.spec.group_size;
-  const int64_t tiles = ((a.N + BN - 1) / BN) * ((a.M + TOK - 1) / TOK);
+  const int64_t tiles = ((a.N + T::BN - 1) / T::BN) * ((a.M + T::TOK - 1) / T::TOK);
   const int64_t ksteps = a.K / wgmma::kBK;
   const int splits = wgmma::choose_splits(tiles, ksteps, ctx.sm_count());
   wgmma::Launch l;
@@ -41,22 +37,13 @@ void run(const MatmulArgs& a, int64_t b, int64_t xb, int64_t wb, DeviceContext& 
   std::unique_ptr<Scratch> ws;
   if (splits > 1) {
     const size_t partial_bytes =
-        size_t(splits) * size_t(tiles) * T::kAcc * wgmma::kConsumers * sizeof(float);
+        size_t(splits) * size_t(tiles) * T::kAcc * T::kMmaThreads * sizeof(float);
     ws = std::make_unique<Scratch>(ctx, partial_bytes + size_t(tiles) * sizeof(int), stream);
     p.partials = ws->as<float>();
     p.counters = reinterpret_cast<int*>(ws->as<char>() + partial_bytes);
     check(cudaMemsetAsync(p.counters, 0, size_t(tiles) * sizeof(int), stream), "quantized_matmul");
   }
-  check(wgmma::launch<BN, TOK, 4, Act>(l, stream), "quantized_matmul");
-}
-
-template <class Act>
-void run_by_rows(const MatmulArgs& a, int64_t b, int64_t xb, int64_t wb, DeviceContext& ctx,
-                 cudaStream_t stream) {
-  if (a.M <= kNarrowTileMaxRows)
-    run<128, 64, Act>(a, b, xb, wb, ctx, stream);
-  else
-    run<128, 128, Act>(a, b, xb, wb, ctx, stream);
+  check(wgmma::launch_ws<4, Act>(l, stream), "quantized_matmul");
 }
 
 bool aligned(const void* p, uintptr_t n) { return reinterpret_cast<uintptr_t>(p) % n == 0; }
@@ -80,13 +67,11 @@ bool wgmma_takes(const MatmulArgs& a) {
 void launch_wgmma(const MatmulArgs& a, int64_t b, int64_t xb, int64_t wb, DeviceContext& ctx,
                   cudaStream_t stream) {
   if (a.dtype == Dtype::bfloat16)
-    run_by_rows<__nv_bfloat16>(a, b, xb, wb, ctx, stream);
+    run<__nv_bfloat16>(a, b, xb, wb, ctx, stream);
   else
-    run_by_rows<__half>(a, b, xb, wb, ctx, stream);
+    run<__half>(a, b, xb, wb, ctx, stream);
 }
 
-const char* wgmma_tile_name(int64_t M) {
-  return M <= kNarrowTileMaxRows ? "wgmma/affine4/128x64" : "wgmma/affine4/128x128";
-}
+const char* wgmma_tile_name() { return "wgmma/affine4/128x64"; }
 
 }  // namespace qmm::cuda
